@@ -1,0 +1,25 @@
+"""keras_transformer: the Transformer built from its parts as readable Keras 3 code.
+
+    from keras_transformer import TransformerConfig, build_gpt, generate
+
+    model = build_gpt(TransformerConfig(vocab_size=66))
+
+The package is laid out the way data flows: `data` (text, tokenizers,
+`tf.data`), `layers` (attention, embeddings, blocks), `models` (functional
+models from layers), `training` (`train()` and its run directory),
+`generation` (sampling and decoding), `cli` (the command-line tools).
+
+Importing the package registers every layer with Keras, so after
+`import keras_transformer` a saved model loads with plain
+`keras.saving.load_model(path)` (safe mode, no `custom_objects`).
+"""
+
+from keras_transformer import layers  # noqa: F401  (registers the layers with Keras)
+from keras_transformer.config import TransformerConfig
+from keras_transformer.errors import UserInputError
+from keras_transformer.generation import generate
+from keras_transformer.models import build_charrnn, build_gpt
+
+__version__ = "0.1.0"
+
+__all__ = ["TransformerConfig", "UserInputError", "build_charrnn", "build_gpt", "generate"]

@@ -1,0 +1,1 @@
+"""Command-line tools. Nothing else in the package imports this."""

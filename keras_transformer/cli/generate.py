@@ -1,0 +1,86 @@
+"""`python -m keras_transformer.generate`: continue a prompt with a trained model.
+
+    python -m keras_transformer.generate --model runs/gpt-... --prompt "ROMEO:" \\
+        --max-new-tokens 1000 --temperature 0.7 --top-k 40 --seed 1
+"""
+
+import json
+import os
+import sys
+
+from keras_transformer.cli.common import ArgumentParser, run
+from keras_transformer.errors import UserInputError
+
+
+def load_run(run_dir):
+    """The model, tokenizer and context length stored in a run directory."""
+    import keras
+
+    from keras_transformer.data import load_tokenizer
+
+    if not os.path.isdir(run_dir):
+        raise UserInputError(f"--model {run_dir} is not a directory")
+    needed = ("model.keras", "tokenizer.json", "config.json")
+    missing = [name for name in needed if not os.path.exists(os.path.join(run_dir, name))]
+    if missing:
+        raise UserInputError(
+            f"{run_dir} is not a finished run directory (missing {', '.join(missing)})"
+        )
+    try:
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+            context = int(json.load(handle)["context"])
+    except (ValueError, KeyError, TypeError):
+        raise UserInputError(f"{run_dir}/config.json is not a run config") from None
+    tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
+    try:
+        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+    except Exception as error:  # a truncated zip, foreign file, missing layer class ...
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserInputError(
+            f"could not load {run_dir}/model.keras ({first_line[:200]})"
+        ) from None
+    return model, tokenizer, context
+
+
+def build_parser():
+    parser = ArgumentParser(
+        prog="python -m keras_transformer.generate",
+        description="Generate text from a trained run directory.",
+    )
+    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory of train.py")
+    parser.add_argument("--prompt", default="ROMEO:")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
+    parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k filtering")
+    parser.add_argument("--top-p", type=float, default=1.0, help="1.0 disables nucleus filtering")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None):
+    def body():
+        args = build_parser().parse_args(argv)
+        if args.max_new_tokens < 0:
+            raise UserInputError("--max-new-tokens must be >= 0")
+        from keras_transformer.generation import generate
+
+        model, tokenizer, context = load_run(args.model)
+        text = generate(
+            model,
+            tokenizer,
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+            context=context,
+        )
+        sys.stdout.write(text + "\n")
+        return 0
+
+    return run(body, "generate")
+
+
+if __name__ == "__main__":
+    main()

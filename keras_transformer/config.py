@@ -1,0 +1,130 @@
+"""`TransformerConfig`: every architecture choice of a model, in one dataclass.
+
+The models in `keras_transformer.models` are built from a config, and a run
+directory stores the config it trained (as `config.json`), so a model can be
+rebuilt or inspected without reading code.
+
+Example:
+
+>>> config = TransformerConfig.preset("gpt2-small")
+>>> config.num_layers, config.d_model, config.num_heads
+(12, 768, 12)
+>>> TransformerConfig(vocab_size=65, d_model=64, num_heads=4).d_ff
+256
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+from keras_transformer.errors import UserInputError
+
+POSITIONS = ("learned", "sinusoidal")
+ACTIVATIONS = ("relu", "gelu")
+
+
+@dataclass
+class TransformerConfig:
+    """Architecture of a Transformer model.
+
+    Args:
+        vocab_size: number of token ids the embedding knows.
+        max_len: longest sequence the model accepts (its context window).
+        num_layers: number of Transformer blocks.
+        d_model: width of the residual stream.
+        num_heads: attention heads per block; must divide `d_model`.
+        d_ff: hidden width of the feed-forward network; `None` means
+            `4 * d_model`, the paper's choice.
+        dropout: dropout rate on embeddings, attention weights and residual
+            branches (0 disables it).
+        position: `"learned"` position embeddings (GPT, BERT) or fixed
+            `"sinusoidal"` ones (Vaswani et al.).
+        norm_first: `True` for pre-LN blocks (GPT-2 and later), `False` for
+            the original post-LN blocks.
+        activation: feed-forward activation, `"gelu"` or `"relu"`.
+        tie_embeddings: reuse the token embedding matrix as the output
+            projection (no separate `lm_head`).
+        use_bias: biases in the attention and feed-forward projections.
+        layer_norm_epsilon: epsilon of every LayerNormalization.
+    """
+
+    vocab_size: int = 256
+    max_len: int = 128
+    num_layers: int = 4
+    d_model: int = 128
+    num_heads: int = 4
+    d_ff: int | None = None
+    dropout: float = 0.0
+    position: str = "learned"
+    norm_first: bool = True
+    activation: str = "gelu"
+    tie_embeddings: bool = True
+    use_bias: bool = True
+    layer_norm_epsilon: float = 1e-5
+
+    def __post_init__(self):
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        for name in ("vocab_size", "max_len", "num_layers", "d_model", "num_heads", "d_ff"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise UserInputError(
+                f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserInputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.position not in POSITIONS:
+            raise UserInputError(f"position must be one of {', '.join(POSITIONS)}, got {self.position!r}")
+        if self.activation not in ACTIVATIONS:
+            raise UserInputError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
+
+    @property
+    def head_dim(self):
+        """Width of one attention head, `d_model // num_heads`."""
+        return self.d_model // self.num_heads
+
+    def to_dict(self):
+        """The config as a plain dict (JSON-ready)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Rebuild a config from `to_dict()`'s output; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserInputError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def preset(cls, name, **overrides):
+        """A named architecture, optionally with some fields changed.
+
+        Presets: `gpt-mini` (the default of `train.py --arch gpt`: 4 layers,
+        d_model 128, 4 heads, char-level) and `gpt2-small` (GPT-2 small's
+        architecture, 124,439,808 parameters).
+        """
+        if name not in PRESETS:
+            raise UserInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        values = dict(PRESETS[name])
+        values.update(overrides)
+        return cls(**values)
+
+
+PRESETS = {
+    "gpt-mini": dict(
+        vocab_size=256, max_len=128, num_layers=4, d_model=128, num_heads=4,
+        dropout=0.0, position="learned", norm_first=True, activation="gelu",
+        tie_embeddings=True,
+    ),
+    # Radford et al. 2019, the 124M model: 50257 BPE tokens, 1024 learned
+    # positions, 12 pre-LN blocks of width 768, tied output embedding.
+    "gpt2-small": dict(
+        vocab_size=50257, max_len=1024, num_layers=12, d_model=768, num_heads=12,
+        d_ff=3072, dropout=0.1, position="learned", norm_first=True,
+        activation="gelu", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-5,
+    ),
+}

@@ -1,0 +1,86 @@
+"""Tokenizers: text <-> integer ids, saved beside the model in a run directory."""
+
+import json
+import os
+
+import numpy as np
+
+from keras_transformer.errors import UserInputError
+
+PAD = "<pad>"
+
+
+class CharTokenizer:
+    """One id per character, the vocabulary built from a training text.
+
+    Id 0 is reserved for padding; characters get ids 1.. in sorted order.
+    Encoding a character that is not in the vocabulary is an error that names
+    the characters (there is no silent "unknown" fallback: a character model
+    has never learned what to do with one).
+
+    Example:
+
+    >>> tokenizer = CharTokenizer.from_text("hello")
+    >>> tokenizer.vocab_size
+    5
+    >>> tokenizer.decode(tokenizer.encode("hole"))
+    'hole'
+    """
+
+    kind = "char"
+
+    def __init__(self, chars):
+        if PAD in chars or len(set(chars)) != len(chars):
+            raise UserInputError("tokenizer characters must be unique")
+        self.chars = list(chars)
+        self._index = {char: i + 1 for i, char in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text):
+        """Build the vocabulary from every distinct character of `text`."""
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self):
+        """Number of ids, padding included."""
+        return len(self.chars) + 1
+
+    def encode(self, text):
+        """Ids of `text` as an int32 numpy array."""
+        try:
+            return np.fromiter((self._index[c] for c in text), dtype=np.int32, count=len(text))
+        except KeyError:
+            unknown = sorted({c for c in text if c not in self._index})
+            shown = ", ".join(repr(c) for c in unknown[:10])
+            raise UserInputError(
+                f"{len(unknown)} character(s) not in the tokenizer's vocabulary: {shown}"
+            ) from None
+
+    def decode(self, ids):
+        """Text of `ids`; padding ids (0) are dropped."""
+        return "".join(self.chars[i - 1] for i in np.asarray(ids).reshape(-1).tolist() if i > 0)
+
+    def save(self, path):
+        """Write the vocabulary as JSON."""
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"kind": self.kind, "chars": self.chars}, handle, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path):
+        """Read a tokenizer written by `save`."""
+        return load_tokenizer(path)
+
+
+def load_tokenizer(path):
+    """Load the tokenizer stored at `path` (a `tokenizer.json`)."""
+    if not os.path.exists(path):
+        raise UserInputError(f"tokenizer file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+        kind = spec["kind"]
+    except (ValueError, KeyError, TypeError):
+        raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
+    if kind == "char":
+        return CharTokenizer(spec["chars"])
+    raise UserInputError(f"unknown tokenizer kind {kind!r} in {path}")

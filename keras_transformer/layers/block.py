@@ -1,0 +1,185 @@
+"""`TransformerBlock`: attention and feed-forward, each wrapped in residual + norm."""
+
+import keras
+
+from keras_transformer.layers.attention import (
+    CausalSelfAttention,
+    CrossAttention,
+    GlobalSelfAttention,
+)
+from keras_transformer.layers.feedforward import FeedForward
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class TransformerBlock(keras.layers.Layer):
+    """One Transformer layer: self-attention, optional cross-attention, FFN.
+
+    Every sub-layer `f` is wrapped the same way, in one of two orders:
+
+    - pre-LN (`norm_first=True`, GPT-2 and later): `x + dropout(f(norm(x)))`;
+      the residual stream is never normalised, which trains stably without
+      long warmups. The model adds one final norm after the last block.
+    - post-LN (`norm_first=False`, Vaswani et al. and BERT):
+      `norm(x + dropout(f(x)))`.
+
+    The same class makes all three families' blocks: a GPT block
+    (`causal=True`), a BERT/encoder block (`causal=False`) and an
+    encoder-decoder's decoder block (`causal=True, cross_attention=True`,
+    called with `context=` the encoder output).
+
+    Args:
+        d_model: width of the residual stream.
+        num_heads: attention heads; must divide `d_model`.
+        d_ff: feed-forward hidden width (`None`: `4 * d_model`).
+        dropout: rate for attention weights and each residual branch.
+        norm_first: pre-LN (`True`) or post-LN (`False`).
+        activation: feed-forward activation, `"gelu"` or `"relu"`.
+        causal: self-attention sees only earlier positions.
+        cross_attention: add a cross-attention sub-layer over `context`.
+        use_bias: biases in the attention and feed-forward projections.
+        layer_norm_epsilon: epsilon of the LayerNormalizations.
+
+    Call arguments:
+        inputs: `[batch, time, d_model]`.
+        padding_mask: optional `[batch, time]`, `True` for real tokens (a
+            Keras mask on `inputs` is used when this is not given).
+        context: encoder outputs, needed when `cross_attention=True`.
+        context_mask: optional `[batch, source_time]` mask of `context`.
+        training: enables dropout.
+
+    Example:
+
+    >>> block = TransformerBlock(d_model=16, num_heads=2)
+    >>> block(np.zeros((2, 5, 16))).shape
+    (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        d_model,
+        num_heads,
+        d_ff=None,
+        dropout=0.0,
+        norm_first=True,
+        activation="gelu",
+        causal=True,
+        cross_attention=False,
+        use_bias=True,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_ff = d_ff or 4 * d_model
+        self.dropout = dropout
+        self.norm_first = norm_first
+        self.activation = activation
+        self.causal = causal
+        self.cross_attention = cross_attention
+        self.use_bias = use_bias
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.supports_masking = True
+
+    def _norm(self, name, input_shape):
+        norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
+        )
+        norm.build(input_shape)
+        return norm
+
+    def build(self, inputs_shape, context_shape=None):
+        input_shape = inputs_shape
+        attention_class = CausalSelfAttention if self.causal else GlobalSelfAttention
+        attention_args = dict(
+            num_heads=self.num_heads,
+            key_dim=self.d_model // self.num_heads,
+            dropout=self.dropout,
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
+        )
+        self.self_attention = attention_class(name="self_attention", **attention_args)
+        self.self_attention.build(input_shape)
+        self.self_attention_norm = self._norm("self_attention_norm", input_shape)
+        if self.cross_attention:
+            self.cross_attention_layer = CrossAttention(name="cross_attention", **attention_args)
+            self.cross_attention_layer.build(input_shape, context_shape or input_shape)
+            self.cross_attention_norm = self._norm("cross_attention_norm", input_shape)
+        self.feed_forward = FeedForward(
+            self.d_model,
+            self.d_ff,
+            activation=self.activation,
+            dropout=self.dropout,
+            use_bias=self.use_bias,
+            dtype=self.dtype_policy,
+            name="feed_forward",
+        )
+        self.feed_forward.build(input_shape)
+        self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
+        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def _residual(self, x, norm, sublayer, dropout, training):
+        """`x + f(norm(x))` (pre-LN) or `norm(x + f(x))` (post-LN)."""
+        if self.norm_first:
+            y = sublayer(norm(x))
+            return x + (self.residual_dropout(y, training=training) if dropout else y)
+        y = sublayer(x)
+        return norm(x + (self.residual_dropout(y, training=training) if dropout else y))
+
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        context=None,
+        context_mask=None,
+        training=None,
+        mask=None,
+    ):
+        padding_mask = mask if padding_mask is None else padding_mask
+        x = self._residual(
+            inputs,
+            self.self_attention_norm,
+            lambda h: self.self_attention(h, padding_mask=padding_mask, training=training),
+            dropout=True,
+            training=training,
+        )
+        if self.cross_attention:
+            if context is None:
+                raise ValueError("a block with cross_attention=True needs `context`")
+            x = self._residual(
+                x,
+                self.cross_attention_norm,
+                lambda h: self.cross_attention_layer(
+                    h, context=context, context_mask=context_mask, training=training
+                ),
+                dropout=True,
+                training=training,
+            )
+        # FeedForward applies its own output dropout.
+        return self._residual(
+            x,
+            self.feed_forward_norm,
+            lambda h: self.feed_forward(h, training=training),
+            dropout=False,
+            training=training,
+        )
+
+    def compute_output_shape(self, input_shape, *args, **kwargs):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            d_model=self.d_model,
+            num_heads=self.num_heads,
+            d_ff=self.d_ff,
+            dropout=self.dropout,
+            norm_first=self.norm_first,
+            activation=self.activation,
+            causal=self.causal,
+            cross_attention=self.cross_attention,
+            use_bias=self.use_bias,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
+        return config

@@ -1,0 +1,159 @@
+"""The command-line tools end to end: outputs, bad input, resuming a killed run."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, TINY_TRAIN_FLAGS, make_text
+
+pytestmark = pytest.mark.slow
+
+RUN_FILES = {"metrics.json", "history.png", "model.keras", "tokenizer.json", "sample.txt",
+             "config.json", "history.csv"}
+
+
+def _assert_one_line_error(result, prog):
+    assert result.returncode == 2, result.stdout[-1000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{prog}: error: "), result.stderr[-2000:]
+    return last
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny finished GPT run shared by the tests that only read it."""
+    from conftest import run_cli
+
+    root = tmp_path_factory.mktemp("run")
+    (root / "play.txt").write_text(make_text(), encoding="utf-8")
+    result = run_cli(["train.py", "--arch", "gpt", "--data", "play.txt", "--out", "run",
+                      *TINY_TRAIN_FLAGS], cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, root / "run", result
+
+
+def test_train_writes_every_output_file(trained_run):
+    _, run, result = trained_run
+    assert set(os.listdir(run)) >= RUN_FILES
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("arch", "params", "epochs", "seconds", "tokens_per_sec", "train_loss",
+                "val_loss", "val_bpc"):
+        assert key in metrics
+    assert metrics["arch"] == "gpt" and metrics["epochs"] == 2
+    assert abs(metrics["val_bpc"] - metrics["val_loss"] / 0.6931471805599453) < 1e-3
+    sample = (run / "sample.txt").read_text(encoding="utf-8")
+    assert sample.startswith("ROMEO:") and len(sample) == len("ROMEO:") + 30 + 1
+    assert (run / "history.png").read_bytes()[:4] == b"\x89PNG"
+    assert os.listdir(run / "logs"), "no TensorBoard logs"
+    assert "Finished: val_loss" in result.stdout
+
+
+def test_generate_cli_continues_a_prompt(trained_run, cli):
+    root, run, _ = trained_run
+    args = ["-m", "keras_transformer.generate", "--model", str(run), "--prompt", "JULIET:",
+            "--max-new-tokens", "25", "--temperature", "0.8", "--top-k", "5", "--seed", "3"]
+    first = cli(args, cwd=root)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.startswith("JULIET:") and len(first.stdout) == len("JULIET:") + 25 + 1
+    assert cli(args, cwd=root).stdout == first.stdout  # the seed makes it reproducible
+
+
+def test_charrnn_trains_end_to_end(tmp_path, cli):
+    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    result = cli(["train.py", "--arch", "charrnn", "--data", "play.txt", "--out", "rnn",
+                  "--rnn-units", "32", *TINY_TRAIN_FLAGS], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "rnn" / "metrics.json").read_text())
+    assert metrics["arch"] == "charrnn" and metrics["val_loss"] > 0
+    assert set(os.listdir(tmp_path / "rnn")) >= RUN_FILES
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing_data", "empty_data", "unknown_arch", "seq_len_above_max_len", "bad_prompt",
+     "bad_flag_value"],
+)
+def test_train_rejects_bad_input_in_one_line(case, tmp_path, cli):
+    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    args = {
+        "missing_data": ["--data", "nowhere.txt"],
+        "empty_data": ["--data", "empty.txt"],
+        "unknown_arch": ["--arch", "lstm-transformer", "--data", "play.txt"],
+        "seq_len_above_max_len": ["--data", "play.txt", "--seq-len", "256"],
+        "bad_prompt": ["--data", "play.txt", "--prompt", "ROMEO§"],
+        "bad_flag_value": ["--data", "play.txt", "--d-model", "30", "--num-heads", "4"],
+    }[case]
+    result = cli(["train.py", "--out", "run", *args], cwd=tmp_path)
+    _assert_one_line_error(result, "train.py")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run").exists(), "a run directory was left behind"
+
+
+@pytest.mark.parametrize("case", ["not_a_run", "unknown_characters", "corrupt_model", "too_long"])
+def test_generate_rejects_bad_input_in_one_line(case, trained_run, tmp_path, cli):
+    root, run, _ = trained_run
+    model_dir, prompt = str(run), "ROMEO:"
+    if case == "not_a_run":
+        model_dir = str(tmp_path)
+    elif case == "unknown_characters":
+        prompt = "ROMEO: ¿qué?"
+    elif case == "too_long":
+        prompt = "ROMEO: " * 10
+    else:
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for name in ("tokenizer.json", "config.json"):
+            (broken / name).write_bytes((run / name).read_bytes())
+        (broken / "model.keras").write_bytes((run / "model.keras").read_bytes()[:500])
+        model_dir = str(broken)
+    result = cli(["-m", "keras_transformer.generate", "--model", model_dir, "--prompt", prompt,
+                  "--max-new-tokens", "5"], cwd=root)
+    last = _assert_one_line_error(result, "generate")
+    assert result.stdout == ""
+    assert {"not_a_run": "not a finished run", "unknown_characters": "not in the tokenizer",
+            "corrupt_model": "could not load", "too_long": "longer than"}[case] in last
+
+
+def _history_rows(path):
+    if not path.exists():
+        return []
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_killed_run_resumes_from_its_backup(tmp_path):
+    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    command = [sys.executable, os.path.join(REPO, "train.py"), "--data", "play.txt", "--out", "run",
+               *TINY_TRAIN_FLAGS, "--epochs", "6", "--steps-per-epoch", "150"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    history = tmp_path / "run" / "history.csv"
+    with open(tmp_path / "first.log", "w") as log:  # a file, not a pipe that could fill up
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while not _history_rows(history) and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done_before = len(_history_rows(history))
+    assert 1 <= done_before < 6
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert os.listdir(tmp_path / "run" / "backup")
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resuming from the backup" in resumed.stdout
+    # Keras prints the epochs it runs: the resumed process starts after the finished ones.
+    assert f"Epoch {done_before + 1}/6" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["epochs"] == 6
+    assert [int(row["epoch"]) for row in _history_rows(history)][-1] == 5
