@@ -12,7 +12,7 @@ def _model_around(layer, inputs, call_kwargs):
     if len(symbolic) > 1:
         kwargs["context"] = symbolic[1]
     outputs = layer(symbolic[0], **kwargs)
-    return keras.Model(symbolic, outputs)
+    return keras.Model(symbolic if len(symbolic) > 1 else symbolic[0], outputs)
 
 
 def check_layer(make_layer, inputs, tmp_path, call_kwargs=None, expected_shape=None):

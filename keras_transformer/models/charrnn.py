@@ -3,7 +3,7 @@
 import keras
 
 
-def build_charrnn(vocab_size, embedding_dim=128, units=512, num_layers=1, dropout=0.0,
+def build_charrnn(vocab_size, embedding_dim=128, units=384, num_layers=1, dropout=0.0,
                   name="charrnn") -> keras.Model:
     """A character LSTM language model: ids `[batch, time]` -> logits `[batch, time, vocab]`.
 

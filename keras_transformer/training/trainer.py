@@ -84,7 +84,7 @@ class TrainSettings:
     out: str | None = None
     jit: bool = True
     verbose: int | str = 1
-    rnn_units: int = 512
+    rnn_units: int = 384
     rnn_layers: int = 1
     prompt: str = "ROMEO:"
     sample_tokens: int = 1000
