@@ -1,0 +1,158 @@
+"""Training throughput: our GPT train step vs keras-hub's GPT2 at the same sizes.
+
+    python benchmarks/train.py [--json FILE] [--steps 30] [--batches 12,64]
+
+For every (batch, XLA on/off, float32/mixed_bfloat16) setting it trains both
+models with `model.fit` on random tokens, interleaved in one process (these
+machines drift by up to 30 % between runs), and times the steady-state steps
+inside a callback (the first `--warmup` steps, which include tracing and
+compilation, are not timed). MFU is the model's FLOPs per second over the
+float32 matmul peak measured in the same run.
+
+Prints a table and writes `{"results": [...], "matmul_gflops": G}`.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_transformer import TransformerConfig, build_gpt  # noqa: E402
+
+
+def matmul_peak_gflops(size=2048, repeats=20):
+    """Float32 matmul throughput of this machine, XLA-compiled, in GFLOP/s."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+    matmul = tf.function(lambda x, y: tf.matmul(x, y), jit_compile=True)
+    matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = matmul(a, b)
+        out.numpy()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * size**3 / best / 1e9
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps after the first `warmup` steps."""
+
+    def __init__(self, warmup):
+        super().__init__()
+        self.warmup = warmup
+        self.start = None
+        self.seconds = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
+def build_ours(config):
+    return build_gpt(config), lambda ids: ids
+
+
+def build_keras_hub(config):
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=config.vocab_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        hidden_dim=config.d_model,
+        intermediate_dim=config.d_ff,
+        dropout=0.0,
+        max_sequence_length=config.max_len,
+    )
+    model = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return model, lambda ids: {"token_ids": ids, "padding_mask": np.ones_like(ids, dtype=bool)}
+
+
+def flops_per_token(config, params, seq_len):
+    """Training FLOPs per token: 6 per weight of every matmul, plus attention scores.
+
+    The position table is a lookup, not a matmul, so it is left out; the tied
+    output projection is a matmul and counts. Attention (QK^T and AV, forward
+    and backward) adds 12 * layers * d_model * seq_len, halved for causal
+    attention's triangle (PaLM, appendix B).
+    """
+    matmul_params = params - config.max_len * config.d_model
+    attention = 12 * config.num_layers * config.d_model * seq_len // 2
+    return 6 * matmul_params + attention
+
+
+def measure(impl, config, batch, seq_len, jit, mixed, steps, warmup):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed else "float32")
+    keras.utils.set_random_seed(0)
+    try:
+        model, to_inputs = (build_ours if impl == "ours" else build_keras_hub)(config)
+        model.compile(
+            optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.1, global_clipnorm=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit,
+        )
+        rng = np.random.default_rng(0)
+        ids = rng.integers(1, config.vocab_size, size=(batch * (steps + warmup), seq_len + 1))
+        ids = ids.astype("int32")
+        timer = StepTimer(warmup)
+        model.fit(to_inputs(ids[:, :-1]), ids[:, 1:], batch_size=batch, epochs=1, verbose=0,
+                  shuffle=False, callbacks=[timer])
+        params = model.count_params()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    tokens_per_sec = steps * batch * seq_len / timer.seconds
+    return tokens_per_sec, flops_per_token(config, params, seq_len) * tokens_per_sec
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per row")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row")
+    parser.add_argument("--batches", default="12,64")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--impls", default="ours,keras_hub")
+    args = parser.parse_args()
+
+    config = TransformerConfig(vocab_size=66, max_len=128, num_layers=4, d_model=128, num_heads=4)
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak: {peak:.0f} GFLOP/s")
+    results = []
+    header = f"{'impl':<10} {'batch':>5} {'seq':>4} {'jit':>5} {'mixed':>6} {'tokens/s':>10} {'MFU':>6}"
+    print(header)
+    print("-" * len(header))
+    for batch in [int(b) for b in args.batches.split(",")]:
+        for jit in (True, False):
+            for mixed in (False, True):
+                for impl in args.impls.split(","):
+                    tokens_per_sec, flops = measure(
+                        impl, config, batch, args.seq_len, jit, mixed, args.steps, args.warmup
+                    )
+                    row = {"impl": impl, "jit": jit, "mixed_precision": mixed, "batch": batch,
+                           "seq_len": args.seq_len, "tokens_per_sec": round(tokens_per_sec, 1),
+                           "mfu": round(flops / (peak * 1e9), 4)}
+                    results.append(row)
+                    print(f"{impl:<10} {batch:>5} {args.seq_len:>4} {str(jit):>5} {str(mixed):>6} "
+                          f"{tokens_per_sec:>10,.0f} {row['mfu']:>6.1%}", flush=True)
+    report = {"results": results, "matmul_gflops": round(peak, 1)}
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    main()
