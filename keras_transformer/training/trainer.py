@@ -40,11 +40,11 @@ ARCH_DEFAULTS = {
     "gpt": {"preset": "gpt-mini"},
     "charrnn": {"preset": "gpt-mini"},
     "bert": dict(
-        preset="bert-mini", epochs=8, steps_per_epoch=200, batch_size=64, seq_len=64,
+        preset="bert-mini", epochs=10, steps_per_epoch=200, batch_size=64, seq_len=64,
         learning_rate=1e-3, warmup_steps=100, weight_decay=0.01,
     ),
     "seq2seq": dict(
-        preset="seq2seq-mini", epochs=4, batch_size=64, learning_rate=1e-3, warmup_steps=100,
+        preset="seq2seq-mini", epochs=5, batch_size=64, learning_rate=1e-3, warmup_steps=100,
         weight_decay=0.01, train_examples=32_000,
     ),
 }
