@@ -18,8 +18,16 @@ from keras_transformer import layers  # noqa: F401  (registers the layers with K
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
-from keras_transformer.models import build_charrnn, build_gpt
+from keras_transformer.models import build_bert, build_charrnn, build_gpt, build_seq2seq
 
 __version__ = "0.1.0"
 
-__all__ = ["TransformerConfig", "UserInputError", "build_charrnn", "build_gpt", "generate"]
+__all__ = [
+    "TransformerConfig",
+    "UserInputError",
+    "build_bert",
+    "build_charrnn",
+    "build_gpt",
+    "build_seq2seq",
+    "generate",
+]

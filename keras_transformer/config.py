@@ -45,6 +45,12 @@ class TransformerConfig:
             projection (no separate `lm_head`).
         use_bias: biases in the attention and feed-forward projections.
         layer_norm_epsilon: epsilon of every LayerNormalization.
+        num_segments: segment ("token type") embeddings added to the token
+            embeddings, BERT's sentence A / sentence B; 0 means none (GPT).
+        num_decoder_layers: decoder blocks of an encoder-decoder model
+            (`None`: `num_layers`, the encoder's depth).
+        share_embeddings: an encoder-decoder model uses one token embedding
+            for source and target (T5); `False` gives each its own table.
     """
 
     vocab_size: int = 256
@@ -60,14 +66,23 @@ class TransformerConfig:
     tie_embeddings: bool = True
     use_bias: bool = True
     layer_norm_epsilon: float = 1e-5
+    num_segments: int = 0
+    num_decoder_layers: int | None = None
+    share_embeddings: bool = True
 
     def __post_init__(self):
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        for name in ("vocab_size", "max_len", "num_layers", "d_model", "num_heads", "d_ff"):
+        if self.num_decoder_layers is None:
+            self.num_decoder_layers = self.num_layers
+        names = ("vocab_size", "max_len", "num_layers", "d_model", "num_heads", "d_ff",
+                 "num_decoder_layers")
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_segments, int) or self.num_segments < 0:
+            raise UserInputError(f"num_segments must be >= 0, got {self.num_segments!r}")
         if self.d_model % self.num_heads:
             raise UserInputError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
@@ -104,8 +119,13 @@ class TransformerConfig:
         """A named architecture, optionally with some fields changed.
 
         Presets: `gpt-mini` (the default of `train.py --arch gpt`: 4 layers,
-        d_model 128, 4 heads, char-level) and `gpt2-small` (GPT-2 small's
-        architecture, 124,439,808 parameters).
+        d_model 128, 4 heads, char-level), `gpt2-small` (GPT-2 small's
+        architecture, 124,439,808 parameters), `bert-mini` (the default of
+        `--arch bert`), `bert-base` (BERT-base: 109,482,240 parameters with
+        the pooler, without the pretraining heads), `seq2seq-mini` (the
+        default of `--arch seq2seq`) and `t5-small` (T5-small's sizes; see
+        `keras_transformer.models.seq2seq` for how its count differs from
+        the published 60,506,624).
         """
         if name not in PRESETS:
             raise UserInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -126,5 +146,34 @@ PRESETS = {
         vocab_size=50257, max_len=1024, num_layers=12, d_model=768, num_heads=12,
         d_ff=3072, dropout=0.1, position="learned", norm_first=True,
         activation="gelu", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-5,
+    ),
+    "bert-mini": dict(
+        vocab_size=256, max_len=128, num_layers=4, d_model=128, num_heads=4, d_ff=512,
+        dropout=0.0, position="learned", norm_first=False, activation="gelu",
+        tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-12, num_segments=2,
+    ),
+    # Devlin et al. 2019, BERT-base uncased: 30522 WordPiece tokens, 512
+    # learned positions, 2 segments, 12 post-LN blocks of width 768.
+    "bert-base": dict(
+        vocab_size=30522, max_len=512, num_layers=12, d_model=768, num_heads=12,
+        d_ff=3072, dropout=0.1, position="learned", norm_first=False,
+        activation="gelu", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-12,
+        num_segments=2,
+    ),
+    "seq2seq-mini": dict(
+        vocab_size=256, max_len=64, num_layers=2, num_decoder_layers=2, d_model=128,
+        num_heads=4, d_ff=512, dropout=0.0, position="learned", norm_first=True,
+        activation="relu", tie_embeddings=True, share_embeddings=True, use_bias=True,
+        layer_norm_epsilon=1e-6,
+    ),
+    # Raffel et al. 2020, T5-small's sizes: 32128 SentencePiece tokens, 6 + 6
+    # pre-LN blocks of width 512, 8 heads, d_ff 2048, ReLU, no biases, one
+    # embedding shared by encoder, decoder and output. T5's relative position
+    # bias and RMSNorm are replaced by sinusoidal positions and LayerNorm.
+    "t5-small": dict(
+        vocab_size=32128, max_len=512, num_layers=6, num_decoder_layers=6, d_model=512,
+        num_heads=8, d_ff=2048, dropout=0.1, position="sinusoidal", norm_first=True,
+        activation="relu", tie_embeddings=True, share_embeddings=True, use_bias=False,
+        layer_norm_epsilon=1e-6,
     ),
 }

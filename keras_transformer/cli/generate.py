@@ -28,9 +28,16 @@ def load_run(run_dir):
         )
     try:
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-            context = int(json.load(handle)["context"])
+            run_config = json.load(handle)
+        context = int(run_config["context"])
     except (ValueError, KeyError, TypeError):
         raise UserInputError(f"{run_dir}/config.json is not a run config") from None
+    arch = run_config.get("arch", "gpt")
+    if arch not in ("gpt", "charrnn"):
+        raise UserInputError(
+            f"{run_dir} holds a {arch} run; generate continues prompts with gpt or charrnn runs "
+            f"(a {arch} run's metrics.json and sample.txt hold its evaluation)"
+        )
     tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
     try:
         model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)

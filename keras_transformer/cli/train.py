@@ -2,6 +2,10 @@
 
     python train.py --arch gpt                      # the default mini-GPT
     python train.py --arch charrnn                  # the char-RNN baseline
+    python train.py --arch bert                     # masked-LM + sentence pairs
+    python train.py --arch seq2seq                  # dates -> ISO dates
+    python train.py --arch seq2seq --task span-corruption
+    python train.py --arch seq2seq --task pairs --pairs FILE.tsv
     python train.py --arch gpt --num-layers 6 --d-model 192 --epochs 5 --out runs/big
 """
 
@@ -11,7 +15,7 @@ import dataclasses
 from keras_transformer.cli.common import ArgumentParser, run
 from keras_transformer.config import ACTIVATIONS, POSITIONS, PRESETS, TransformerConfig
 
-ARCH_CHOICES = ("gpt", "charrnn")
+ARCH_CHOICES = ("gpt", "charrnn", "bert", "seq2seq")
 
 
 def _config_flags(parser):
@@ -36,23 +40,30 @@ def build_parser():
     defaults = TrainSettings()
     parser = ArgumentParser(
         prog="train.py",
-        description="Train a language model on Tiny Shakespeare (or --data FILE) and write "
-        "model.keras, tokenizer.json, metrics.json, history.png and sample.txt to a run directory.",
+        description="Train a GPT, char-RNN, BERT or encoder-decoder on Tiny Shakespeare (or "
+        "--data FILE), dates or a pairs file, and write model.keras, tokenizer.json, "
+        "metrics.json, history.png and sample.txt to a run directory. Flags without a "
+        "default shown take the arch's default (ARCH_DEFAULTS in training/trainer.py).",
     )
     parser.add_argument("--arch", choices=ARCH_CHOICES, default="gpt")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="gpt-mini",
-                        help="starting architecture; the flags below change single fields")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="starting architecture (default: gpt-mini, bert-mini or "
+                        "seq2seq-mini by --arch); the flags below change single fields")
+    parser.add_argument("--task", default=None,
+                        help="seq2seq task: dates (default), span-corruption or pairs")
+    parser.add_argument("--pairs", metavar="FILE.tsv",
+                        help="seq2seq --task pairs: one 'source<TAB>target' a line")
     parser.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: Tiny Shakespeare)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<arch>-<time>); "
                         "the same DIR resumes an interrupted run")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--steps-per-epoch", type=int, default=None,
                         help="default: one pass over the training text")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--seq-len", type=int, default=defaults.seq_len)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seq-len", type=int, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--warmup-steps", type=int, default=None)
+    parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--clipnorm", type=float, default=defaults.clipnorm)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=defaults.jit,
@@ -63,30 +74,29 @@ def build_parser():
     parser.add_argument("--prompt", default=defaults.prompt, help="prompt of sample.txt")
     parser.add_argument("--sample-tokens", type=int, default=defaults.sample_tokens)
     parser.add_argument("--sample-temperature", type=float, default=defaults.sample_temperature)
+    parser.add_argument("--train-examples", type=int, default=None,
+                        help="seq2seq dates/span-corruption: generated training pairs")
+    parser.add_argument("--eval-examples", type=int, default=defaults.eval_examples,
+                        help="seq2seq: held-out pairs scored by exact match")
+    parser.add_argument("--beam-width", type=int, default=defaults.beam_width)
+    parser.add_argument("--val-batches", type=int, default=defaults.val_batches, help="bert only")
     _config_flags(parser)
     return parser
 
 
 def settings_from_args(args):
-    """Turn parsed flags into `TrainSettings`."""
-    from keras_transformer.training.trainer import TrainSettings
+    """Turn parsed flags into `TrainSettings` (unset flags take the arch's defaults)."""
+    from keras_transformer.training.trainer import ARCH_DEFAULTS, TrainSettings
 
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TransformerConfig)
         if getattr(args, f.name) is not None
     }
-    config = TransformerConfig.preset(args.preset, **overrides)
-    return TrainSettings(
-        arch=args.arch,
+    config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"], **overrides)
+    values = dict(
         model=config,
-        epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay,
         clipnorm=args.clipnorm,
         seed=args.seed,
         data=args.data,
@@ -98,7 +108,33 @@ def settings_from_args(args):
         prompt=args.prompt,
         sample_tokens=args.sample_tokens,
         sample_temperature=args.sample_temperature,
+        pairs=args.pairs,
+        eval_examples=args.eval_examples,
+        beam_width=args.beam_width,
+        val_batches=args.val_batches,
     )
+    for name in ("epochs", "batch_size", "seq_len", "learning_rate", "warmup_steps",
+                 "weight_decay", "task", "train_examples"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if values["steps_per_epoch"] is None:
+        values.pop("steps_per_epoch")
+    return TrainSettings.for_arch(args.arch, **values)
+
+
+def _summary(metrics):
+    """The last line `train.py` prints."""
+    line = f"Finished: val_loss {metrics['val_loss']:.4f}"
+    if "val_bpc" in metrics:
+        line += f" ({metrics['val_bpc']:.3f} bits/char)"
+    if "masked_token_accuracy" in metrics:
+        line += (f", masked-token accuracy {metrics['masked_token_accuracy']:.3f} (unigram "
+                 f"{metrics['unigram_baseline_accuracy']:.3f}), sentence-pair accuracy "
+                 f"{metrics['sentence_pair_accuracy']:.3f}")
+    if "exact_match_greedy" in metrics:
+        line += (f", exact match greedy {metrics['exact_match_greedy']:.4f}, beam "
+                 f"{metrics['beam_width']} {metrics['exact_match_beam']:.4f}")
+    return line + f", {metrics['tokens_per_sec']:,.0f} tokens/s, {metrics['seconds']:.0f} s -> {metrics['out']}"
 
 
 def main(argv=None):
@@ -108,8 +144,7 @@ def main(argv=None):
         from keras_transformer.training.trainer import train
 
         metrics = train(settings)
-        print(f"Finished: val_loss {metrics['val_loss']:.4f} ({metrics['val_bpc']:.3f} bits/char), "
-              f"{metrics['tokens_per_sec']:,.0f} tokens/s, {metrics['seconds']:.0f} s -> {metrics['out']}")
+        print(_summary(metrics))
         return 0
 
     return run(body, "train.py")

@@ -18,6 +18,11 @@ class CharTokenizer:
     the characters (there is no silent "unknown" fallback: a character model
     has never learned what to do with one).
 
+    Special tokens (`specials`, e.g. `[CLS]`, `[SEP]`, `[MASK]` for BERT or
+    `<s>`, `</s>` and sentinels for an encoder-decoder) get the ids after
+    the characters. `encode` never produces them from text: the pipelines
+    insert them with `special_id(name)`.
+
     Example:
 
     >>> tokenizer = CharTokenizer.from_text("hello")
@@ -25,25 +30,43 @@ class CharTokenizer:
     5
     >>> tokenizer.decode(tokenizer.encode("hole"))
     'hole'
+    >>> CharTokenizer.from_text("hello", specials=["[MASK]"]).special_id("[MASK]")
+    5
     """
 
     kind = "char"
 
-    def __init__(self, chars):
+    def __init__(self, chars, specials=()):
         if PAD in chars or len(set(chars)) != len(chars):
             raise UserInputError("tokenizer characters must be unique")
+        if len(set(specials)) != len(specials) or any(len(s) < 2 for s in specials):
+            raise UserInputError("special tokens must be unique and longer than one character")
         self.chars = list(chars)
+        self.specials = list(specials)
         self._index = {char: i + 1 for i, char in enumerate(self.chars)}
+        self._names = self.chars + self.specials
 
     @classmethod
-    def from_text(cls, text):
+    def from_text(cls, text, specials=()):
         """Build the vocabulary from every distinct character of `text`."""
-        return cls(sorted(set(text)))
+        return cls(sorted(set(text)), specials)
 
     @property
     def vocab_size(self):
-        """Number of ids, padding included."""
-        return len(self.chars) + 1
+        """Number of ids, padding and special tokens included."""
+        return len(self.chars) + len(self.specials) + 1
+
+    @property
+    def num_chars(self):
+        """Character ids are `1 .. num_chars`; special ids follow."""
+        return len(self.chars)
+
+    def special_id(self, name):
+        """The id of special token `name`."""
+        try:
+            return len(self.chars) + 1 + self.specials.index(name)
+        except ValueError:
+            raise UserInputError(f"the tokenizer has no special token {name!r}") from None
 
     def encode(self, text):
         """Ids of `text` as an int32 numpy array."""
@@ -57,13 +80,19 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids):
-        """Text of `ids`; padding ids (0) are dropped."""
-        return "".join(self.chars[i - 1] for i in np.asarray(ids).reshape(-1).tolist() if i > 0)
+        """Text of `ids`; padding ids (0) are dropped, special ids shown by name."""
+        names = self._names
+        return "".join(
+            names[i - 1] for i in np.asarray(ids).reshape(-1).tolist() if 0 < i <= len(names)
+        )
 
     def save(self, path):
         """Write the vocabulary as JSON."""
+        spec = {"kind": self.kind, "chars": self.chars}
+        if self.specials:
+            spec["specials"] = self.specials
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump({"kind": self.kind, "chars": self.chars}, handle, ensure_ascii=False)
+            json.dump(spec, handle, ensure_ascii=False)
 
     @classmethod
     def load(cls, path):
@@ -82,5 +111,5 @@ def load_tokenizer(path):
     except (ValueError, KeyError, TypeError):
         raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
     if kind == "char":
-        return CharTokenizer(spec["chars"])
+        return CharTokenizer(spec["chars"], spec.get("specials", ()))
     raise UserInputError(f"unknown tokenizer kind {kind!r} in {path}")

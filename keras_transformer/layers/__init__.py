@@ -14,6 +14,8 @@ from keras_transformer.layers.attention import (
 from keras_transformer.layers.block import TransformerBlock
 from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
 from keras_transformer.layers.feedforward import FeedForward
+from keras_transformer.layers.heads import LogitBias, Pooler
+from keras_transformer.layers.masking import PaddingMask
 
 __all__ = [
     "BaseAttention",
@@ -21,6 +23,9 @@ __all__ = [
     "CrossAttention",
     "FeedForward",
     "GlobalSelfAttention",
+    "LogitBias",
+    "PaddingMask",
+    "Pooler",
     "PositionalEmbedding",
     "TransformerBlock",
     "sinusoidal_positions",

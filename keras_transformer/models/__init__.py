@@ -1,6 +1,8 @@
 """Functional Keras models built from `keras_transformer.layers`."""
 
+from keras_transformer.models.bert import backbone_params, build_bert
 from keras_transformer.models.charrnn import build_charrnn
 from keras_transformer.models.gpt import build_gpt
+from keras_transformer.models.seq2seq import build_seq2seq
 
-__all__ = ["build_charrnn", "build_gpt"]
+__all__ = ["backbone_params", "build_bert", "build_charrnn", "build_gpt", "build_seq2seq"]

@@ -1,5 +1,10 @@
 """`train()`: the one training path shared by `train.py`, notebooks and tests.
 
+Every architecture (`gpt`, `charrnn`, `bert`, `seq2seq`) goes through the
+same `train()`: a `Job` (see `job.py`; made by `lm.py`, `bert.py` or
+`seq2seq.py`) supplies the data, the model, the loss and the final
+evaluation; this module owns the run directory, the callbacks and the files.
+
 A run directory ends up holding:
 
 - `config.json`: the model config and the training settings (written first),
@@ -23,26 +28,26 @@ from dataclasses import dataclass, field
 import keras
 
 from keras_transformer.config import TransformerConfig
-from keras_transformer.data import (
-    CharTokenizer,
-    lm_eval_dataset,
-    lm_train_dataset,
-    load_text,
-    split_text,
-    steps_per_pass,
-)
 from keras_transformer.errors import UserInputError
-from keras_transformer.generation import generate
-from keras_transformer.models import build_charrnn, build_gpt
-from keras_transformer.training.reports import (
-    bits_per_token,
-    plot_history,
-    read_history,
-    write_json_atomic,
-)
+from keras_transformer.training.reports import plot_history, read_history, write_json_atomic
 from keras_transformer.training.schedules import make_optimizer
 
-ARCHS = ("gpt", "charrnn")
+ARCHS = ("gpt", "charrnn", "bert", "seq2seq")
+
+# Per-architecture defaults of `TrainSettings.for_arch` and `train.py`, sized
+# for 2 CPU cores (see the README for the timings).
+ARCH_DEFAULTS = {
+    "gpt": {"preset": "gpt-mini"},
+    "charrnn": {"preset": "gpt-mini"},
+    "bert": dict(
+        preset="bert-mini", epochs=10, steps_per_epoch=200, batch_size=64, seq_len=64,
+        learning_rate=1e-3, warmup_steps=100, weight_decay=0.01,
+    ),
+    "seq2seq": dict(
+        preset="seq2seq-mini", epochs=5, batch_size=64, learning_rate=1e-3, warmup_steps=100,
+        weight_decay=0.01, train_examples=32_000,
+    ),
+}
 
 
 @dataclass
@@ -50,23 +55,31 @@ class TrainSettings:
     """Everything `train()` needs besides the model architecture.
 
     Args:
-        arch: `"gpt"` or `"charrnn"`.
+        arch: `"gpt"`, `"charrnn"`, `"bert"` or `"seq2seq"`.
         model: the Transformer architecture (`vocab_size` is replaced by the
             tokenizer's size).
-        epochs: Keras epochs; by default one epoch is one pass over the
-            training text.
-        steps_per_epoch: batches per epoch (`None`: one pass over the text).
+        epochs: Keras epochs; for `gpt`/`charrnn` one epoch is by default one
+            pass over the training text, for `seq2seq` one pass over the
+            training pairs.
+        steps_per_epoch: batches per epoch (`None`: one pass; `bert`: 200).
         batch_size, seq_len: each step trains on `batch_size` windows of
-            `seq_len` tokens.
+            `seq_len` tokens (`seq_len` is unused by `seq2seq`).
         learning_rate, warmup_steps, weight_decay, clipnorm: the AdamW recipe.
-        seed: seeds weights, data order and the sample.
+        seed: seeds weights, data order, masking, held-out dates, the sample.
         data: a text file; `None` fetches Tiny Shakespeare.
         out: the run directory.
         jit: compile the train step with XLA.
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
             per epoch).
         rnn_units, rnn_layers: size of the char-RNN (`arch="charrnn"`).
-        prompt, sample_tokens, sample_temperature: what `sample.txt` holds.
+        prompt, sample_tokens, sample_temperature: what `sample.txt` holds
+            (`gpt`/`charrnn`).
+        task: `seq2seq` task: `"dates"`, `"span-corruption"` or `"pairs"`.
+        pairs: the `source<TAB>target` file of `task="pairs"`.
+        train_examples: generated training pairs (`dates`, `span-corruption`).
+        eval_examples: held-out pairs for exact match (`seq2seq`).
+        beam_width: beam width of the beam-search exact match (`seq2seq`).
+        val_batches: validation batches (`bert`).
     """
 
     arch: str = "gpt"
@@ -89,18 +102,39 @@ class TrainSettings:
     prompt: str = "ROMEO:"
     sample_tokens: int = 1000
     sample_temperature: float = 0.7
+    task: str = "dates"
+    pairs: str | None = None
+    train_examples: int = 32_000
+    eval_examples: int = 1000
+    beam_width: int = 4
+    val_batches: int = 20
+
+    @classmethod
+    def for_arch(cls, arch, **overrides):
+        """Settings with `arch`'s defaults (`ARCH_DEFAULTS`), then `overrides`.
+
+        A `model` override replaces the arch's preset config.
+        """
+        if arch not in ARCHS:
+            raise UserInputError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        values = dict(ARCH_DEFAULTS[arch])
+        preset = values.pop("preset")
+        values.update(overrides)
+        values.setdefault("model", TransformerConfig.preset(preset))
+        return cls(arch=arch, **values)
 
     def check(self):
         """Raise `UserInputError` for settings that cannot work."""
         if self.arch not in ARCHS:
             raise UserInputError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        for name in ("epochs", "batch_size", "seq_len", "rnn_units", "rnn_layers"):
+        for name in ("epochs", "batch_size", "seq_len", "rnn_units", "rnn_layers",
+                     "train_examples", "eval_examples", "beam_width", "val_batches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {value!r}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserInputError(f"steps_per_epoch must be positive, got {self.steps_per_epoch}")
-        if self.arch == "gpt" and self.seq_len > self.model.max_len:
+        if self.arch in ("gpt", "bert") and self.seq_len > self.model.max_len:
             raise UserInputError(
                 f"--seq-len {self.seq_len} is above the model's max_len {self.model.max_len}; "
                 f"lower --seq-len or raise --max-len"
@@ -121,17 +155,20 @@ def default_run_dir(arch):
     return os.path.join("runs", f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def build_model(settings, vocab_size):
-    """The model `settings` describe, for a vocabulary of `vocab_size` ids."""
-    if settings.arch == "gpt":
-        return build_gpt(settings.model)
-    return build_charrnn(
-        vocab_size,
-        embedding_dim=settings.model.d_model,
-        units=settings.rnn_units,
-        num_layers=settings.rnn_layers,
-        dropout=settings.model.dropout,
-    )
+def make_job(settings):
+    """The `Job` of `settings.arch`; every data or input error is raised here."""
+    data_name = os.path.basename(settings.data) if settings.data else "tinyshakespeare"
+    if settings.arch in ("gpt", "charrnn"):
+        from keras_transformer.training.lm import lm_job
+
+        return lm_job(settings, data_name)
+    if settings.arch == "bert":
+        from keras_transformer.training.bert import bert_job
+
+        return bert_job(settings, data_name)
+    from keras_transformer.training.seq2seq import seq2seq_job
+
+    return seq2seq_job(settings, data_name)
 
 
 def _prepare_run_dir(out, settings):
@@ -154,40 +191,26 @@ def _prepare_run_dir(out, settings):
 
 
 def train(settings: TrainSettings):
-    """Train a language model as `settings` say and fill its run directory.
+    """Train the model `settings` describe and fill its run directory.
 
     Returns the metrics dict that is also written to `metrics.json`.
     """
     started = time.time()
     settings.check()
-    text = load_text(settings.data)
-    tokenizer = CharTokenizer.from_text(text)
-    context = settings.model.max_len if settings.arch == "gpt" else settings.seq_len
-    # Fail now, not after training, on a prompt sample.txt could not use.
-    if not settings.prompt:
-        raise UserInputError("--prompt is empty; sample.txt needs at least one character")
-    if len(tokenizer.encode(settings.prompt)) > context:
-        raise UserInputError(f"--prompt is longer than the model's context of {context} tokens")
-    # The tokenizer defines the vocabulary: the embedding gets one row per id.
-    settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
-    train_text, val_text = split_text(text)
-    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
-    passes = steps_per_pass(len(train_ids), settings.seq_len, settings.batch_size)
-    steps_per_epoch = settings.steps_per_epoch or passes
-    train_data = lm_train_dataset(train_ids, settings.seq_len, settings.batch_size, settings.seed)
-    val_data = lm_eval_dataset(val_ids, settings.seq_len, settings.batch_size)
+    # Everything a user can get wrong fails here, before the run directory exists.
+    job = make_job(settings)
 
     out = settings.out or default_run_dir(settings.arch)
     _prepare_run_dir(out, settings)
-    tokenizer.save(os.path.join(out, "tokenizer.json"))
+    job.tokenizer.save(os.path.join(out, "tokenizer.json"))
     write_json_atomic(
         os.path.join(out, "config.json"),
-        {"arch": settings.arch, "context": context, "settings": settings.to_dict()},
+        {"arch": settings.arch, "context": job.context, "settings": settings.to_dict()},
     )
 
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(settings, tokenizer.vocab_size)
-    total_steps = settings.epochs * steps_per_epoch
+    model = job.build_model()
+    total_steps = settings.epochs * job.steps_per_epoch
     model.compile(
         optimizer=make_optimizer(
             settings.learning_rate,
@@ -196,7 +219,7 @@ def train(settings: TrainSettings):
             weight_decay=settings.weight_decay,
             clipnorm=settings.clipnorm,
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=job.loss,
         jit_compile=settings.jit,
     )
 
@@ -219,65 +242,50 @@ def train(settings: TrainSettings):
         keras.callbacks.CSVLogger(history_path, append=True),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
     ]
-    print(
-        f"{settings.arch}: {model.count_params():,} parameters, {len(train_ids):,} training "
-        f"tokens, {steps_per_epoch} steps of {settings.batch_size}x{settings.seq_len} per epoch"
-    )
+    print(f"{settings.arch}: {model.count_params():,} parameters, {job.describe}")
     fit_started = time.time()
     fit_history = model.fit(
-        train_data,
+        job.train_data,
         epochs=settings.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_data,
+        steps_per_epoch=job.steps_per_epoch,
+        validation_data=job.val_data,
         callbacks=callbacks,
         verbose=settings.verbose,
-        shuffle=False,  # the dataset shuffles itself, per pass
+        shuffle=False,  # the datasets shuffle themselves
     )
     fit_seconds = time.time() - fit_started
     epochs_run = len(fit_history.history.get("loss", []))
 
     if os.path.exists(best_path):
         model.load_weights(best_path)
-    val_loss = float(model.evaluate(val_data, verbose=0))
+    val_loss = float(model.evaluate(job.val_data, verbose=0, return_dict=True)["loss"])
     tmp_model = os.path.join(out, "model.tmp.keras")
     model.save(tmp_model)
     os.replace(tmp_model, os.path.join(out, "model.keras"))
 
     history = read_history(history_path)
-    plot_history(history, os.path.join(out, "history.png"), f"{settings.arch} on {_data_name(settings)}")
+    plot_history(history, os.path.join(out, "history.png"), f"{settings.arch} on {job.data_name}")
     best = min(history, key=lambda row: row.get("val_loss", math.inf))
-    sample = generate(
-        model,
-        tokenizer,
-        settings.prompt,
-        max_new_tokens=settings.sample_tokens,
-        temperature=settings.sample_temperature,
-        seed=settings.seed,
-        context=context,
-    )
+    extra, sample = job.finish(model, val_loss)
     with open(os.path.join(out, "sample.txt"), "w", encoding="utf-8") as handle:
         handle.write(sample + "\n")
 
-    tokens_trained = epochs_run * steps_per_epoch * settings.batch_size * settings.seq_len
+    tokens_trained = epochs_run * job.steps_per_epoch * job.tokens_per_step
     metrics = {
         "arch": settings.arch,
-        "data": _data_name(settings),
+        "data": job.data_name,
         "params": int(model.count_params()),
         "epochs": len(history),
         "best_epoch": int(best["epoch"]) + 1,
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": job.steps_per_epoch,
         "batch_size": settings.batch_size,
         "seq_len": settings.seq_len,
-        "seconds": round(time.time() - started, 1),
         "tokens_per_sec": round(tokens_trained / fit_seconds, 1) if epochs_run else None,
         "train_loss": round(best["loss"], 4),
         "val_loss": round(val_loss, 4),
-        "val_bpc": round(bits_per_token(val_loss), 4),
+        **extra,
     }
+    metrics["seconds"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)
     metrics["out"] = out
     return metrics
-
-
-def _data_name(settings):
-    return os.path.basename(settings.data) if settings.data else "tinyshakespeare"

@@ -1,0 +1,47 @@
+"""`Job`: what one architecture contributes to the shared training path.
+
+`train()` (in `trainer.py`) owns everything the architectures have in
+common: the run directory, config and tokenizer files, the optimizer, the
+callbacks (BackupAndRestore, best checkpoint, CSV and TensorBoard logs),
+`fit`, saving `model.keras`, `history.png`, `sample.txt` and the atomic
+`metrics.json`. A `Job` is the rest: data, model, loss, and the evaluation
+that fills the architecture's own metrics and sample.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Job:
+    """The architecture-specific parts of a training run.
+
+    Args:
+        tokenizer: saved as `tokenizer.json`.
+        build_model: no-argument callable returning the (uncompiled) model;
+            called after the random seed is set.
+        train_data: an endless `tf.data.Dataset` of training batches.
+        val_data: a finite `tf.data.Dataset` for validation.
+        steps_per_epoch: batches per Keras epoch.
+        loss: the `loss` argument of `model.compile`.
+        tokens_per_step: tokens (or target tokens) in one training batch.
+        context: stored in `config.json` (the generation window of a LM).
+        describe: one line printed before training.
+        finish: `finish(model, val_loss) -> (metrics, sample_text)`, run on the best
+            model after training; its metrics are added to `metrics.json`.
+        data_name: the data named in `metrics.json` and the plot title.
+    """
+
+    tokenizer: Any
+    build_model: Callable
+    train_data: Any
+    val_data: Any
+    steps_per_epoch: int
+    loss: Any
+    tokens_per_step: int
+    context: int
+    describe: str
+    finish: Callable
+    data_name: str
+    extra_config: dict = field(default_factory=dict)

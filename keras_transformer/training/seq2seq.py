@@ -1,0 +1,135 @@
+"""The encoder-decoder job (`--arch seq2seq`): dates, span corruption or a pairs file."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from keras_transformer.data import CharTokenizer, load_text, split_text
+from keras_transformer.data.seq2seq import (
+    BOS,
+    EOS,
+    MONTHS,
+    SENTINELS,
+    WEEKDAYS,
+    date_pairs,
+    encode_pairs,
+    pairs_dataset,
+    read_pairs,
+    span_corruption_pairs,
+    split_dates,
+)
+from keras_transformer.errors import UserInputError
+from keras_transformer.generation.beam import beam_search
+from keras_transformer.generation.seq2seq import NextLogits, greedy_decode
+from keras_transformer.models import build_seq2seq
+from keras_transformer.training.job import Job
+
+TASKS = ("dates", "span-corruption", "pairs")
+DATE_CHARS = "".join(MONTHS) + "".join(WEEKDAYS) + "0123456789 ,./-"
+
+
+def _task_pairs(settings):
+    """`(tokenizer, train_pairs, val_pairs, test_pairs, data_name)` of the chosen task."""
+    if settings.task == "dates":
+        train_days, heldout = split_dates(num_heldout=2 * settings.eval_examples, seed=settings.seed)
+        tokenizer = CharTokenizer.from_text(DATE_CHARS, [BOS, EOS])
+        train = date_pairs(train_days, settings.train_examples, seed=settings.seed)
+        # Alternate held-out dates between validation and test: both span every year.
+        val = date_pairs(heldout[0::2], settings.eval_examples, settings.seed + 1)
+        test = date_pairs(heldout[1::2], settings.eval_examples, settings.seed + 2)
+        return tokenizer, train, val, test, "dates"
+    if settings.task == "span-corruption":
+        text = load_text(settings.data)
+        tokenizer = CharTokenizer.from_text(text, [BOS, EOS, *SENTINELS])
+        train_text, val_text = split_text(text)
+        length = min(96, settings.model.max_len - 1)
+        train = span_corruption_pairs(train_text, settings.train_examples, length, seed=settings.seed)
+        val = span_corruption_pairs(val_text, settings.eval_examples, length, seed=settings.seed + 1)
+        name = f"span-corruption:{settings.data or 'tinyshakespeare'}"
+        return tokenizer, train, val, val, name
+    pairs = read_pairs(settings.pairs, settings.model.max_len)
+    order = np.random.default_rng(settings.seed).permutation(len(pairs))
+    pairs = [pairs[i] for i in order]
+    num_val = min(settings.eval_examples, max(1, len(pairs) // 10))
+    tokenizer = CharTokenizer.from_text("".join(s + t for s, t in pairs), [BOS, EOS])
+    val, train = pairs[:num_val], pairs[num_val:]
+    return tokenizer, train, val, val, f"pairs:{settings.pairs}"
+
+
+def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_size=250):
+    """Exact-match accuracy of greedy and beam-search decoding on `pairs`.
+
+    Returns `(greedy_accuracy, beam_accuracy, [(source, target, greedy, beam)])`.
+    """
+    bos, eos = tokenizer.special_id(BOS), tokenizer.special_id(EOS)
+    source = arrays[0]
+    step = NextLogits(model)
+    greedy, beam = [], []
+    for start in range(0, len(source), batch_size):
+        chunk = source[start:start + batch_size]
+        greedy += greedy_decode(model, chunk, bos, eos, max_target, step=step)
+        beam += beam_search(model, chunk, bos, eos, max_target, width=beam_width, step=step)
+    rows = [
+        (s, t, tokenizer.decode(g), tokenizer.decode(b))
+        for (s, t), g, b in zip(pairs, greedy, beam, strict=True)
+    ]
+    greedy_ok = np.mean([t == g for _, t, g, _ in rows])
+    beam_ok = np.mean([t == b for _, t, _, b in rows])
+    return float(greedy_ok), float(beam_ok), rows
+
+
+def seq2seq_job(settings, data_name):
+    """A `Job` training `build_seq2seq` on `settings.task`."""
+    if settings.task not in TASKS:
+        raise UserInputError(f"unknown task {settings.task!r}; choose one of {', '.join(TASKS)}")
+    if settings.task == "pairs" and not settings.pairs:
+        raise UserInputError("--task pairs needs --pairs FILE.tsv")
+    if settings.pairs and settings.task != "pairs":
+        raise UserInputError(f"--pairs is only used with --task pairs, not {settings.task}")
+    tokenizer, train, val, test, name = _task_pairs(settings)
+    max_len = settings.model.max_len
+    train_arrays = encode_pairs(train, tokenizer, max_len, "training pair")
+    val_arrays = encode_pairs(val, tokenizer, max_len, "validation pair")
+    test_arrays = val_arrays if test is val else encode_pairs(test, tokenizer, max_len, "test pair")
+    if len(train) < settings.batch_size:
+        raise UserInputError(
+            f"{len(train)} training pairs: fewer than one batch of {settings.batch_size}; "
+            f"lower --batch-size"
+        )
+    settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
+    steps_per_epoch = settings.steps_per_epoch or len(train) // settings.batch_size
+    train_data = pairs_dataset(train_arrays, settings.batch_size, settings.seed, repeat=True)
+    val_data = pairs_dataset(val_arrays, settings.batch_size)
+    max_target = min(max_len, max(train_arrays[1].shape[1], test_arrays[1].shape[1]))
+
+    def finish(model, val_loss):
+        greedy, beam, rows = exact_match(
+            model, tokenizer, test, test_arrays, max_target, settings.beam_width
+        )
+        metrics = {
+            "task": settings.task,
+            "exact_match_greedy": round(greedy, 4),
+            "exact_match_beam": round(beam, 4),
+            "beam_width": settings.beam_width,
+            "eval_examples": len(rows),
+            "eval_set": "held-out dates (never in training)" if settings.task == "dates"
+            else "validation pairs",
+        }
+        lines = [f"{s!r} -> greedy {g!r} | beam {b!r} | target {t!r}" for s, t, g, b in rows[:20]]
+        return metrics, "\n".join(lines)
+
+    return Job(
+        tokenizer=tokenizer,
+        build_model=lambda: build_seq2seq(settings.model),
+        train_data=train_data,
+        val_data=val_data,
+        steps_per_epoch=steps_per_epoch,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        tokens_per_step=settings.batch_size * train_arrays[1].shape[1],
+        context=max_len,
+        describe=f"task {settings.task}: {len(train):,} training pairs, {len(test):,} "
+        f"evaluation pairs, {steps_per_epoch} steps of {settings.batch_size} per epoch",
+        finish=finish,
+        data_name=name,
+    )
