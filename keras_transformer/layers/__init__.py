@@ -10,10 +10,14 @@ from keras_transformer.layers.attention import (
     CausalSelfAttention,
     CrossAttention,
     GlobalSelfAttention,
+    GroupedQueryAttention,
 )
 from keras_transformer.layers.block import TransformerBlock
 from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
-from keras_transformer.layers.feedforward import FeedForward
+from keras_transformer.layers.chunked_attention import chunked_attention
+from keras_transformer.layers.feedforward import FeedForward, swiglu_width
+from keras_transformer.layers.normalization import RMSNormalization, make_norm
+from keras_transformer.layers.rotary import RotaryEmbedding
 
 __all__ = [
     "BaseAttention",
@@ -21,7 +25,13 @@ __all__ = [
     "CrossAttention",
     "FeedForward",
     "GlobalSelfAttention",
+    "GroupedQueryAttention",
     "PositionalEmbedding",
+    "RMSNormalization",
+    "RotaryEmbedding",
     "TransformerBlock",
+    "chunked_attention",
+    "make_norm",
     "sinusoidal_positions",
+    "swiglu_width",
 ]
