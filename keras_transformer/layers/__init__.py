@@ -13,8 +13,8 @@ from keras_transformer.layers.attention import (
     GroupedQueryAttention,
 )
 from keras_transformer.layers.block import TransformerBlock
-from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
 from keras_transformer.layers.chunked_attention import chunked_attention
+from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
 from keras_transformer.layers.feedforward import FeedForward, swiglu_width
 from keras_transformer.layers.normalization import RMSNormalization, make_norm
 from keras_transformer.layers.rotary import RotaryEmbedding

@@ -4,7 +4,7 @@ Standard attention materialises the `[batch, heads, queries, keys]` score
 matrix (and, for the backward pass, the softmax of it), so its memory grows
 with the square of the sequence length. `chunked_attention` visits the keys
 one block at a time and keeps, for every query, a running maximum `m` of the
-scores seen so far, the running sum `l` of `exp(score - m)` and the running
+scores seen so far, the running sum of `exp(score - m)` and the running
 weighted sum of values. When a block raises the maximum, the old sums are
 rescaled by `exp(m_old - m_new)`, so the result is exactly the softmax
 average (Milakov & Gimelshein 2018; Dao et al. 2022).
@@ -68,24 +68,25 @@ def chunked_attention(query, key, value, key_mask=None, causal=False, block_size
     v = tf.pad(v, [[0, 0], [0, 0], [0, padding], [0, 0]])
 
     def key_block(tensor, j):
-        return tensor[:, :, j * block_size:(j + 1) * block_size]
+        # A slice of static size, so XLA knows the block's shape.
+        return tf.slice(tensor, [0, 0, j * block_size, 0], [-1, -1, block_size, -1])
 
     @tf.custom_gradient
     def attend(q, k, v):
         stats_shape = tf.concat([tf.shape(q)[:3], [1]], axis=0)
 
-        def forward_step(j, m, l, acc):
+        def forward_step(j, m, total, acc):
             scores, _ = _block_scores(
                 q, key_block(k, j), j * block_size, block_size, num_keys, key_mask, causal
             )
             m_new = tf.maximum(m, tf.reduce_max(scores, axis=-1, keepdims=True))
             p = tf.exp(scores - m_new)
             rescale = tf.exp(m - m_new)
-            l = rescale * l + tf.reduce_sum(p, axis=-1, keepdims=True)
+            total = rescale * total + tf.reduce_sum(p, axis=-1, keepdims=True)
             acc = rescale * acc + tf.einsum("bhqk,bhkd->bhqd", p, key_block(v, j))
-            return j + 1, m_new, l, acc
+            return j + 1, m_new, total, acc
 
-        _, m, l, acc = tf.while_loop(
+        _, m, total, acc = tf.while_loop(
             lambda j, *_: j < num_blocks,
             forward_step,
             (
@@ -95,8 +96,8 @@ def chunked_attention(query, key, value, key_mask=None, causal=False, block_size
                 tf.zeros_like(q),
             ),
         )
-        out = acc / l
-        log_sum_exp = m + tf.math.log(l)
+        out = acc / total
+        log_sum_exp = m + tf.math.log(total)
 
         def grad(d_out):
             d_out = tf.cast(d_out, tf.float32)
