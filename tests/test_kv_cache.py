@@ -61,23 +61,23 @@ def _reference_greedy(model, prompt, steps, context):
     return ids[len(prompt):]
 
 
-def test_cached_and_uncached_greedy_tokens_match_the_reference(model):
-    cached = Decoder(model)(PROMPTS, max_new_tokens=9, temperature=0.0)
-    uncached = Decoder(model, use_cache=False)(PROMPTS, max_new_tokens=9, temperature=0.0)
-    for prompt, a, b in zip(PROMPTS, cached, uncached, strict=True):
+@pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
+def test_cached_and_uncached_decoders_match_the_reference_and_slide(name):
+    model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]))
+    cached = Decoder(model, slide=True)
+    uncached = Decoder(model, use_cache=False, slide=True)
+    # Within the context: greedy tokens equal re-running the model on each row.
+    for prompt, a, b in zip(PROMPTS, cached(PROMPTS, 9, temperature=0.0),
+                            uncached(PROMPTS, 9, temperature=0.0), strict=True):
         expected = _reference_greedy(model, prompt, 9, context=16)
         assert a.tolist() == expected and b.tolist() == expected
-
-
-def test_sliding_past_max_len_matches_and_is_otherwise_an_error(model):
-    # 6 + 14 tokens do not fit 16 positions: the cache fills, then the window slides.
+    # 6 + 14 tokens do not fit 16 positions: an error, unless the window may slide;
+    # then the cache fills and decoding goes on over the last 16 tokens.
     with pytest.raises(UserInputError, match="slide"):
         Decoder(model)(PROMPTS, max_new_tokens=14, temperature=0.0)
-    cached = Decoder(model, slide=True)(PROMPTS, max_new_tokens=14, temperature=0.0)
-    for prompt, tokens in zip(PROMPTS, cached, strict=True):
+    for prompt, tokens in zip(PROMPTS, cached(PROMPTS, 14, temperature=0.0), strict=True):
         assert tokens.tolist() == _reference_greedy(model, prompt, 14, context=16)
-    sampled = [Decoder(model, use_cache=c, slide=True)(PROMPTS, 14, temperature=1.0, seed=4)
-               for c in (True, False)]
+    sampled = [d(PROMPTS, 14, temperature=1.0, seed=4) for d in (cached, uncached)]
     for a, b in zip(*sampled, strict=True):
         assert a.tolist() == b.tolist()
 

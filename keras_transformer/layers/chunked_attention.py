@@ -95,6 +95,7 @@ def chunked_attention(query, key, value, key_mask=None, causal=False, block_size
                 tf.zeros(stats_shape),
                 tf.zeros_like(q),
             ),
+            parallel_iterations=1,  # one block's temporaries alive at a time
         )
         out = acc / total
         log_sum_exp = m + tf.math.log(total)
@@ -123,6 +124,7 @@ def chunked_attention(query, key, value, key_mask=None, causal=False, block_size
                 lambda j, *_: j < num_blocks,
                 backward_step,
                 (tf.constant(0), tf.zeros_like(q), blocks(), blocks()),
+                parallel_iterations=1,
             )
             return d_q, _stack(d_k), _stack(d_v)
 
