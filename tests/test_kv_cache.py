@@ -17,11 +17,12 @@ CONFIGS = {
     "mqa_chunked": {"num_kv_heads": 1, "attention": "chunked", "attention_block_size": 3},
 }
 PROMPTS = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6]]  # batch 3, unequal lengths
+CONFIGS_KV_HEADS = {name: c.get("num_kv_heads") for name, c in CONFIGS.items()}
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))
 def model(request):
-    return build_gpt(TransformerConfig(**TINY, **CONFIGS[request.param]))
+    return build_gpt(TransformerConfig(**TINY, **CONFIGS[request.param]), name=request.param)
 
 
 def test_cached_logits_equal_full_recomputation_at_every_step(model):
@@ -37,6 +38,9 @@ def test_cached_logits_equal_full_recomputation_at_every_step(model):
     positions = np.maximum(np.arange(longest)[None, :] - padding[:, None], 0)
     mask = real[:, None, :] & (np.arange(slots)[None, None, :] <= np.arange(longest)[None, :, None])
     logits, cache = call_with_cache(model, ids, positions, init_cache(model, len(PROMPTS), slots), 0, mask)
+    kv_heads = CONFIGS_KV_HEADS.get(model.name)
+    for keys, values in cache:  # the cache holds only the kv heads
+        assert keys.shape == values.shape == (len(PROMPTS), slots, kv_heads or 4, 4)
     rows = [list(p) for p in PROMPTS]
     for step in range(steps):
         last = logits.numpy()[:, -1]
