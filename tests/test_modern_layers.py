@@ -105,6 +105,9 @@ def test_gqa_with_all_kv_heads_equals_keras_multi_head_attention(causal):
     got = ours(X, X, key_mask=PADDING, use_causal_mask=causal)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected),
                                rtol=1e-5, atol=1e-6)
+    causal_layer = CausalSelfAttention(num_heads=4, key_dim=4, num_kv_heads=1)
+    causal_layer(X)
+    assert isinstance(causal_layer.mha, keras.layers.MultiHeadAttention)
 
 
 def _numpy_gqa(layer, x, causal):
