@@ -18,8 +18,12 @@ from dataclasses import dataclass
 
 from keras_transformer.errors import UserInputError
 
-POSITIONS = ("learned", "sinusoidal")
-ACTIVATIONS = ("relu", "gelu")
+POSITIONS = ("learned", "sinusoidal", "rope")
+ACTIVATIONS = ("relu", "gelu", "swiglu")
+NORMS = ("layer", "rms")
+ATTENTIONS = ("standard", "chunked")
+# The string fields and their allowed values (cli/train.py makes `choices=` flags of them).
+CHOICES = {"position": POSITIONS, "activation": ACTIVATIONS, "norm": NORMS, "attention": ATTENTIONS}
 
 
 @dataclass
@@ -36,15 +40,30 @@ class TransformerConfig:
             `4 * d_model`, the paper's choice.
         dropout: dropout rate on embeddings, attention weights and residual
             branches (0 disables it).
-        position: `"learned"` position embeddings (GPT, BERT) or fixed
-            `"sinusoidal"` ones (Vaswani et al.).
+        position: `"learned"` position embeddings (GPT, BERT), fixed
+            `"sinusoidal"` ones (Vaswani et al.), or `"rope"`: rotary
+            embeddings applied to queries and keys inside attention (Su et
+            al. 2021), which add no parameters.
         norm_first: `True` for pre-LN blocks (GPT-2 and later), `False` for
             the original post-LN blocks.
-        activation: feed-forward activation, `"gelu"` or `"relu"`.
+        activation: feed-forward activation, `"gelu"`, `"relu"` or
+            `"swiglu"` (a gated FFN whose hidden width is `2 * d_ff // 3`, so
+            its three matrices hold about as many weights as two of `d_ff`).
         tie_embeddings: reuse the token embedding matrix as the output
             projection (no separate `lm_head`).
         use_bias: biases in the attention and feed-forward projections.
-        layer_norm_epsilon: epsilon of every LayerNormalization.
+        layer_norm_epsilon: epsilon of every normalization layer.
+        num_kv_heads: key/value heads of self-attention. `None` (or
+            `num_heads`) is standard multi-head attention, `1` multi-query
+            attention, anything between grouped-query attention; it must
+            divide `num_heads`. The KV cache stores only these heads.
+        norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
+        attention: `"standard"` (the scores matrix is materialised) or
+            `"chunked"`: exact memory-efficient attention over key blocks with
+            a running max and sum (FlashAttention's idea), whose memory grows
+            linearly with the sequence length. It has no attention dropout,
+            so it needs `dropout=0`.
+        attention_block_size: key block length of `attention="chunked"`.
         num_segments: segment ("token type") embeddings added to the token
             embeddings, BERT's sentence A / sentence B; 0 means none (GPT).
         num_decoder_layers: decoder blocks of an encoder-decoder model
@@ -69,14 +88,20 @@ class TransformerConfig:
     num_segments: int = 0
     num_decoder_layers: int | None = None
     share_embeddings: bool = True
+    num_kv_heads: int | None = None
+    norm: str = "layer"
+    attention: str = "standard"
+    attention_block_size: int = 128
 
     def __post_init__(self):
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
+        if self.num_kv_heads is None:
+            self.num_kv_heads = self.num_heads
         names = ("vocab_size", "max_len", "num_layers", "d_model", "num_heads", "d_ff",
-                 "num_decoder_layers")
+                 "num_decoder_layers", "num_kv_heads", "attention_block_size")
         for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -89,17 +114,33 @@ class TransformerConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise UserInputError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.position not in POSITIONS:
-            raise UserInputError(f"position must be one of {', '.join(POSITIONS)}, got {self.position!r}")
-        if self.activation not in ACTIVATIONS:
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise UserInputError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
+        if self.num_heads % self.num_kv_heads:
             raise UserInputError(
-                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+                f"num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})"
+            )
+        if self.position == "rope" and self.head_dim % 2:
+            raise UserInputError(
+                f"position='rope' needs an even head width, got d_model/num_heads = {self.head_dim}"
+            )
+        if self.attention == "chunked" and self.dropout:
+            raise UserInputError(
+                "attention='chunked' has no attention dropout; use dropout=0 "
+                f"(got {self.dropout}) or attention='standard'"
             )
 
     @property
     def head_dim(self):
         """Width of one attention head, `d_model // num_heads`."""
         return self.d_model // self.num_heads
+
+    def kv_cache_bytes_per_token(self, bytes_per_value=4):
+        """Bytes the KV cache holds per token: keys and values of every layer's kv heads."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * bytes_per_value
 
     def to_dict(self):
         """The config as a plain dict (JSON-ready)."""

@@ -96,6 +96,29 @@ def test_train_rejects_bad_input_in_one_line(case, tmp_path, cli):
     assert not (tmp_path / "run").exists(), "a run directory was left behind"
 
 
+def test_generate_cli_cache_flags_and_sliding(trained_run, cli):
+    root, run, _ = trained_run
+    base = ["-m", "keras_transformer.generate", "--model", str(run), "--prompt", "JULIET:",
+            "--temperature", "0.8", "--seed", "3"]
+    cached = cli([*base, "--max-new-tokens", "20"], cwd=root)
+    uncached = cli([*base, "--max-new-tokens", "20", "--no-cache"], cwd=root)
+    assert cached.returncode == 0 and cached.stdout == uncached.stdout, uncached.stderr[-2000:]
+    # 7 + 40 characters do not fit the 32-position context without --slide.
+    last = _assert_one_line_error(cli([*base, "--max-new-tokens", "40"], cwd=root), "generate")
+    assert "--slide" in last
+    slid = cli([*base, "--max-new-tokens", "40", "--slide"], cwd=root)
+    assert slid.returncode == 0 and len(slid.stdout) == len("JULIET:") + 40 + 1
+    assert slid.stdout.startswith(cached.stdout.rstrip("\n"))
+
+
+def test_inspect_cli_reads_a_run_directory(trained_run, cli):
+    root, run, _ = trained_run
+    result = cli(["-m", "keras_transformer.inspect", str(run)], cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    params = json.loads((run / "metrics.json").read_text())["params"]
+    assert f"{params:,}" in result.stdout and "kv heads" in result.stdout
+
+
 @pytest.mark.parametrize("case", ["not_a_run", "unknown_characters", "corrupt_model", "too_long"])
 def test_generate_rejects_bad_input_in_one_line(case, trained_run, tmp_path, cli):
     root, run, _ = trained_run

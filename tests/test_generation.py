@@ -67,7 +67,7 @@ def _reference_greedy(model, prompt, steps, context):
 
 def test_greedy_decoding_matches_full_recomputation_for_a_ragged_batch(tiny_model):
     prompts = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6, 7]]
-    decoded = Decoder(tiny_model)(prompts, max_new_tokens=12, temperature=0.0)
+    decoded = Decoder(tiny_model, slide=True)(prompts, max_new_tokens=12, temperature=0.0)
     for prompt, new in zip(prompts, decoded, strict=True):
         # 12 new tokens push every row past the 8-token window, so sliding is tested too.
         assert new.tolist() == _reference_greedy(tiny_model, prompt, 12, context=8)

@@ -1,9 +1,14 @@
 """`python -m keras_transformer.generate`: continue a prompt with a trained model.
 
     python -m keras_transformer.generate --model runs/gpt-... --prompt "ROMEO:" \\
-        --max-new-tokens 1000 --temperature 0.7 --top-k 40 --seed 1
+        --max-new-tokens 100 --temperature 0.7 --top-k 40 --seed 1
+
+A GPT decodes with its KV cache (`--no-cache` re-runs the model over the
+window at every step, for comparison). Text longer than the model's context
+is an error unless `--slide` lets the window slide.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -61,6 +66,11 @@ def build_parser():
     parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k filtering")
     parser.add_argument("--top-p", type=float, default=1.0, help="1.0 disables nucleus filtering")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                        help="KV-cached decoding (default); --no-cache re-runs the model "
+                        "over the whole window at every step")
+    parser.add_argument("--slide", action="store_true",
+                        help="let the text grow past the model's context by sliding the window")
     return parser
 
 
@@ -82,6 +92,8 @@ def main(argv=None):
             top_p=args.top_p,
             seed=args.seed,
             context=context,
+            use_cache=args.cache,
+            slide=args.slide,
         )
         sys.stdout.write(text + "\n")
         return 0

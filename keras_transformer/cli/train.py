@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 
 from keras_transformer.cli.common import ArgumentParser, run
-from keras_transformer.config import ACTIVATIONS, POSITIONS, PRESETS, TransformerConfig
+from keras_transformer.config import CHOICES, PRESETS, TransformerConfig
 
 ARCH_CHOICES = ("gpt", "charrnn", "bert", "seq2seq")
 
@@ -21,7 +21,7 @@ ARCH_CHOICES = ("gpt", "charrnn", "bert", "seq2seq")
 def _config_flags(parser):
     """One flag per `TransformerConfig` field (`--d-model`, `--norm-first/--no-norm-first`, ...)."""
     group = parser.add_argument_group("model architecture (TransformerConfig fields)")
-    choices = {"position": POSITIONS, "activation": ACTIVATIONS}
+    choices = CHOICES
     for f in dataclasses.fields(TransformerConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in (bool, "bool"):

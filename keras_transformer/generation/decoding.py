@@ -1,10 +1,30 @@
-"""Autoregressive decoding: feed the model its own output one token at a time."""
+"""Autoregressive decoding: feed the model its own output one token at a time.
+
+Two compiled decoding loops (each one `tf.function` around a
+`tf.while_loop`, XLA-compiled by default) produce the same tokens:
+
+- cached (GPTs from `build_gpt`, the default): the prompts are encoded once,
+  filling a key/value cache; each new token then runs through the model
+  alone and attends to the cached keys and values. Prompts of different
+  lengths are left-padded, so every row writes its next token into the same
+  cache slot; each row's positions start after its own padding, and padding
+  slots are masked out.
+- uncached (`use_cache=False`, and models without a cache such as the
+  char-RNN): every step re-runs the full model over a fixed window of the
+  last tokens of each (right-padded) row.
+
+A row may not grow past the model's context (`max_len`): that is a
+`UserInputError` unless `slide=True`, in which case the oldest tokens slide
+out of the window. The cached loop then hands over to the uncached one once
+the cache is full (re-encoding the last window at each step).
+"""
 
 import numpy as np
 import tensorflow as tf
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation.sampling import sample_next
+from keras_transformer.models.gpt import call_with_cache, init_cache, supports_cache
 
 
 def context_length(model):
@@ -18,65 +38,157 @@ def context_length(model):
 
 
 class Decoder:
-    """A compiled next-token step over a fixed window, reused across calls.
+    """Compiled decoding loops for one model, reused across calls.
 
-    Each step runs the model over the last `context` tokens of every row
-    (right-padded) and samples the token after each row's last real
-    position. The step is one XLA-compiled function whose settings
-    (temperature, top-k, top-p, seed) are tensors, so it is traced once.
-    The padding id `pad_id` is never generated (`None` allows every id).
+    Args:
+        model: a language model (int ids -> logits).
+        context: the longest sequence the model sees (default: its `max_len`).
+        pad_id: the padding id, never generated (`None` allows every id).
+        jit_compile: compile the loops with XLA.
+        use_cache: KV-cached decoding (`None`: whenever the model supports
+            it, i.e. it is a GPT from `build_gpt`).
+        slide: let rows grow past `context` by sliding the window; otherwise
+            that is a `UserInputError`.
+
+    The sampling settings (temperature, top-k, top-p, seed) are tensors, so
+    a loop is traced once per batch size, prompt length and number of new
+    tokens.
     """
 
-    def __init__(self, model, context=None, pad_id=0, jit_compile=True):
+    def __init__(self, model, context=None, pad_id=0, jit_compile=True, use_cache=None,
+                 slide=False):
         self.model = model
         self.context = int(context or context_length(model))
         self.pad_id = pad_id
-        self._step = tf.function(self._next_token, jit_compile=jit_compile)
+        cacheable = supports_cache(model)
+        if use_cache and not cacheable:
+            raise UserInputError(f"model {model.name!r} has no KV cache; use use_cache=False")
+        self.use_cache = cacheable if use_cache is None else bool(use_cache)
+        if self.use_cache:
+            self.context = min(self.context, context_length(model))
+        self.slide = slide
+        self._cached_loop = tf.function(self._cached, jit_compile=jit_compile)
+        self._uncached_loop = tf.function(self._uncached, jit_compile=jit_compile)
 
-    def _next_token(self, window, lengths, temperature, top_k, top_p, seed):
-        logits = self.model(window, training=False)
-        last = tf.gather(logits, lengths - 1, axis=1, batch_dims=1)
+    def _sample(self, logits, settings, step):
+        temperature, top_k, top_p, seed = settings
         if self.pad_id is not None:
-            banned = tf.one_hot(self.pad_id, tf.shape(last)[-1], on_value=-float("inf"), off_value=0.0)
-            last = last + banned[None, :]
-        return sample_next(last, temperature, top_k, top_p, seed)
+            banned = tf.one_hot(self.pad_id, tf.shape(logits)[-1], on_value=-float("inf"),
+                                off_value=0.0)
+            logits = logits + banned[None, :]
+        return sample_next(logits, temperature, top_k, top_p, tf.stack([seed, step]))
+
+    def _cached(self, ids, padding, num_new, temperature, top_k, top_p, seed):
+        """`num_new` tokens after left-padded prompts `ids` (`padding[b]` pads in row b)."""
+        settings = (temperature, top_k, top_p, seed)
+        batch, prompt_len = ids.shape
+        slots = prompt_len + num_new - 1
+        slot = tf.range(slots)
+        real = slot[None, :] >= padding[:, None]  # [batch, slots]: not a padding slot
+
+        prompt_slot = tf.range(prompt_len)
+        positions = tf.maximum(prompt_slot[None, :] - padding[:, None], 0)
+        mask = real[:, None, :] & (slot[None, None, :] <= prompt_slot[None, :, None])
+        logits, cache = call_with_cache(
+            self.model, ids, positions, init_cache(self.model, batch, slots), 0, mask
+        )
+
+        def step(t, last, cache, out):
+            token = self._sample(last, settings, t)
+            out = out.write(t, token)
+            index = prompt_len + t
+            mask = (real & (slot[None, :] <= index))[:, None, :]
+            logits, cache = call_with_cache(
+                self.model, token[:, None], (index - padding)[:, None], cache, index, mask
+            )
+            return t + 1, logits[:, -1], cache, out
+
+        out = tf.TensorArray(tf.int32, size=num_new)
+        _, last, _, out = tf.while_loop(
+            lambda t, *_: t < num_new - 1, step, (tf.constant(0), logits[:, -1], cache, out)
+        )
+        out = out.write(num_new - 1, self._sample(last, settings, tf.constant(num_new - 1)))
+        return tf.transpose(out.stack())
+
+    def _uncached(self, buffer, lengths, num_new, window, first_step, temperature, top_k,
+                  top_p, seed):
+        """`num_new` tokens after right-padded rows, re-running the model over a window."""
+        settings = (temperature, top_k, top_p, seed)
+        batch, total = buffer.shape
+        rows = tf.range(batch)
+
+        def step(t, buffer, lengths, out):
+            start = tf.maximum(lengths - window, 0)
+            index = start[:, None] + tf.range(window)[None, :]
+            ids = tf.gather(buffer, tf.minimum(index, total - 1), batch_dims=1)
+            ids = tf.where(index < lengths[:, None], ids, 0)
+            logits = self.model(ids, training=False)
+            last = tf.gather(logits, lengths - 1 - start, axis=1, batch_dims=1)
+            token = self._sample(last, settings, first_step + t)
+            buffer = tf.tensor_scatter_nd_update(buffer, tf.stack([rows, lengths], 1), token)
+            return t + 1, buffer, lengths + 1, out.write(t, token)
+
+        out = tf.TensorArray(tf.int32, size=num_new)
+        _, _, _, out = tf.while_loop(
+            lambda t, *_: t < num_new, step, (tf.constant(0), buffer, lengths, out)
+        )
+        return tf.transpose(out.stack())
+
+    def _run_uncached(self, rows, num_new, first_step, settings):
+        longest = max(len(r) for r in rows)
+        buffer = np.zeros((len(rows), longest + num_new), dtype=np.int32)
+        for i, row in enumerate(rows):
+            buffer[i, : len(row)] = row
+        lengths = np.array([len(r) for r in rows], dtype=np.int32)
+        window = min(self.context, longest + num_new - 1)
+        return self._uncached_loop(
+            buffer, lengths, num_new, window, tf.constant(first_step), *settings
+        ).numpy()
 
     def __call__(self, prompts, max_new_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=0):
         """Continue each int id sequence in `prompts` by `max_new_tokens` ids.
 
-        Returns a list of int32 arrays, the new ids only. When a row grows
-        past the window, its oldest tokens slide out of view.
+        Returns a list of int32 arrays, the new ids only.
         """
-        rows = [list(np.asarray(p, dtype=np.int32)) for p in prompts]
+        rows = [np.asarray(p, dtype=np.int32).reshape(-1) for p in prompts]
         for p in rows:
-            if not p:
+            if not len(p):
                 raise UserInputError("the prompt is empty; give at least one character")
             if len(p) > self.context:
                 raise UserInputError(
                     f"the prompt is {len(p)} tokens long, longer than the model's context "
                     f"of {self.context}"
                 )
+        if max_new_tokens < 0:
+            raise UserInputError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        longest = max(len(p) for p in rows)
+        if longest + max_new_tokens - 1 > self.context and not self.slide:
+            raise UserInputError(
+                f"{longest} prompt tokens + {max_new_tokens} new tokens go past the model's "
+                f"context of {self.context} positions; generate fewer tokens or let the "
+                "window slide (slide=True, --slide)"
+            )
+        if max_new_tokens == 0:
+            return [np.zeros(0, np.int32) for _ in rows]
         settings = (
             tf.constant(temperature, tf.float32),
             tf.constant(top_k, tf.int32),
             tf.constant(top_p, tf.float32),
+            tf.constant(seed, tf.int32),
         )
-        new = [[] for _ in rows]
-        window = np.zeros((len(rows), self.context), dtype=np.int32)
-        for step in range(max_new_tokens):
-            lengths = np.empty(len(rows), dtype=np.int32)
-            for i, row in enumerate(rows):
-                visible = row[-self.context:]
-                window[i, : len(visible)] = visible
-                window[i, len(visible):] = 0
-                lengths[i] = len(visible)
-            tokens = self._step(
-                window, lengths, *settings, tf.constant([seed, step], tf.int32)
-            ).numpy()
-            for i, token in enumerate(tokens):
-                rows[i].append(int(token))
-                new[i].append(int(token))
-        return [np.asarray(n, dtype=np.int32) for n in new]
+        if not self.use_cache:
+            return list(self._run_uncached(rows, max_new_tokens, 0, settings))
+        cached_steps = min(max_new_tokens, self.context - longest + 1)
+        ids = np.zeros((len(rows), longest), dtype=np.int32)
+        padding = np.array([longest - len(r) for r in rows], dtype=np.int32)
+        for i, row in enumerate(rows):
+            ids[i, padding[i]:] = row
+        new = self._cached_loop(ids, padding, cached_steps, *settings).numpy()
+        if cached_steps < max_new_tokens:  # the cache is full: slide the window from here
+            grown = [np.concatenate([r, n]) for r, n in zip(rows, new, strict=True)]
+            more = self._run_uncached(grown, max_new_tokens - cached_steps, cached_steps, settings)
+            new = np.concatenate([new, more], axis=1)
+        return list(new)
 
 
 def generate(
@@ -89,6 +201,8 @@ def generate(
     top_p=1.0,
     seed=0,
     context=None,
+    use_cache=True,
+    slide=True,
 ):
     """Generate text from a language model and its tokenizer.
 
@@ -103,6 +217,12 @@ def generate(
         seed: the same seed and settings give the same text.
         context: window length for models without a position embedding
             (the char-RNN); defaults to the model's `max_len`.
+        use_cache: KV-cached decoding for GPTs (ignored for models without a
+            cache); `False` re-runs the model over the window at every step.
+        slide: let the text grow past the context by sliding the window
+            (`False`: that is a `UserInputError`). It defaults to `True` here
+            for the callers that relied on sliding; the command-line tool
+            asks for `--slide`.
 
     Returns:
         The prompt followed by its continuation: a string, or a list of
@@ -121,7 +241,7 @@ def generate(
         raise UserInputError(f"temperature must be >= 0, got {temperature}")
     single = isinstance(prompt, str)
     prompts = [prompt] if single else list(prompt)
-    decoder = Decoder(model, context)
+    decoder = Decoder(model, context, use_cache=use_cache and supports_cache(model), slide=slide)
     new_ids = decoder(
         [tokenizer.encode(p) for p in prompts],
         max_new_tokens,

@@ -10,12 +10,16 @@ from keras_transformer.layers.attention import (
     CausalSelfAttention,
     CrossAttention,
     GlobalSelfAttention,
+    GroupedQueryAttention,
 )
 from keras_transformer.layers.block import TransformerBlock
+from keras_transformer.layers.chunked_attention import chunked_attention
 from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
-from keras_transformer.layers.feedforward import FeedForward
+from keras_transformer.layers.feedforward import FeedForward, swiglu_width
 from keras_transformer.layers.heads import LogitBias, Pooler
 from keras_transformer.layers.masking import PaddingMask
+from keras_transformer.layers.normalization import RMSNormalization, make_norm
+from keras_transformer.layers.rotary import RotaryEmbedding
 
 __all__ = [
     "BaseAttention",
@@ -23,10 +27,16 @@ __all__ = [
     "CrossAttention",
     "FeedForward",
     "GlobalSelfAttention",
+    "GroupedQueryAttention",
     "LogitBias",
     "PaddingMask",
     "Pooler",
     "PositionalEmbedding",
+    "RMSNormalization",
+    "RotaryEmbedding",
     "TransformerBlock",
+    "chunked_attention",
+    "make_norm",
     "sinusoidal_positions",
+    "swiglu_width",
 ]

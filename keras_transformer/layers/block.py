@@ -8,6 +8,7 @@ from keras_transformer.layers.attention import (
     GlobalSelfAttention,
 )
 from keras_transformer.layers.feedforward import FeedForward
+from keras_transformer.layers.normalization import make_norm
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -37,7 +38,12 @@ class TransformerBlock(keras.layers.Layer):
         causal: self-attention sees only earlier positions.
         cross_attention: add a cross-attention sub-layer over `context`.
         use_bias: biases in the attention and feed-forward projections.
-        layer_norm_epsilon: epsilon of the LayerNormalizations.
+        layer_norm_epsilon: epsilon of the normalization layers.
+        num_kv_heads: key/value heads of the attention (`None`: `num_heads`).
+        rotary: rotary position embeddings in the self-attention (RoPE).
+        norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
+        attention: `"standard"` or `"chunked"` (memory-efficient, exact).
+        attention_block_size: key block length of chunked attention.
 
     Call arguments:
         inputs: `[batch, time, d_model]`.
@@ -46,6 +52,9 @@ class TransformerBlock(keras.layers.Layer):
         context: encoder outputs, needed when `cross_attention=True`.
         context_mask: optional `[batch, source_time]` mask of `context`.
         training: enables dropout.
+        positions, cache, cache_index, attention_mask: KV-cached decoding
+            of a causal block (see `CausalSelfAttention`); with a `cache` the
+            call returns `(outputs, new_cache)`.
 
     Example:
 
@@ -66,6 +75,11 @@ class TransformerBlock(keras.layers.Layer):
         cross_attention=False,
         use_bias=True,
         layer_norm_epsilon=1e-5,
+        num_kv_heads=None,
+        rotary=False,
+        norm="layer",
+        attention="standard",
+        attention_block_size=128,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -79,12 +93,15 @@ class TransformerBlock(keras.layers.Layer):
         self.cross_attention = cross_attention
         self.use_bias = use_bias
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.num_kv_heads = num_kv_heads or num_heads
+        self.rotary = rotary
+        self.norm = norm
+        self.attention = attention
+        self.attention_block_size = attention_block_size
         self.supports_masking = True
 
     def _norm(self, name, input_shape):
-        norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
-        )
+        norm = make_norm(self.norm, self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
         norm.build(input_shape)
         return norm
 
@@ -96,9 +113,14 @@ class TransformerBlock(keras.layers.Layer):
             key_dim=self.d_model // self.num_heads,
             dropout=self.dropout,
             use_bias=self.use_bias,
+            num_kv_heads=self.num_kv_heads,
+            attention=self.attention,
+            block_size=self.attention_block_size,
             dtype=self.dtype_policy,
         )
-        self.self_attention = attention_class(name="self_attention", **attention_args)
+        self.self_attention = attention_class(
+            name="self_attention", rotary=self.rotary, **attention_args
+        )
         self.self_attention.build(input_shape)
         self.self_attention_norm = self._norm("self_attention_norm", input_shape)
         if self.cross_attention:
@@ -135,14 +157,32 @@ class TransformerBlock(keras.layers.Layer):
         context_mask=None,
         training=None,
         mask=None,
+        positions=None,
+        cache=None,
+        cache_index=None,
+        attention_mask=None,
     ):
         padding_mask = mask if padding_mask is None else padding_mask
+        new_cache = []
+
+        def self_attention(h):
+            if cache is None:
+                return self.self_attention(
+                    h, padding_mask=padding_mask, positions=positions, training=training
+                )
+            out, updated = self.self_attention(
+                h,
+                positions=positions,
+                cache=cache,
+                cache_index=cache_index,
+                attention_mask=attention_mask,
+                training=training,
+            )
+            new_cache.append(updated)
+            return out
+
         x = self._residual(
-            inputs,
-            self.self_attention_norm,
-            lambda h: self.self_attention(h, padding_mask=padding_mask, training=training),
-            dropout=True,
-            training=training,
+            inputs, self.self_attention_norm, self_attention, dropout=True, training=training
         )
         if self.cross_attention:
             if context is None:
@@ -157,13 +197,14 @@ class TransformerBlock(keras.layers.Layer):
                 training=training,
             )
         # FeedForward applies its own output dropout.
-        return self._residual(
+        x = self._residual(
             x,
             self.feed_forward_norm,
             lambda h: self.feed_forward(h, training=training),
             dropout=False,
             training=training,
         )
+        return x if cache is None else (x, new_cache[0])
 
     def compute_output_shape(self, input_shape, *args, **kwargs):
         return input_shape
@@ -181,5 +222,10 @@ class TransformerBlock(keras.layers.Layer):
             cross_attention=self.cross_attention,
             use_bias=self.use_bias,
             layer_norm_epsilon=self.layer_norm_epsilon,
+            num_kv_heads=self.num_kv_heads,
+            rotary=self.rotary,
+            norm=self.norm,
+            attention=self.attention,
+            attention_block_size=self.attention_block_size,
         )
         return config

@@ -43,13 +43,15 @@ class PositionalEmbedding(keras.layers.Layer):
     With `position="sinusoidal"` the token vectors are scaled by
     `sqrt(d_model)` before the fixed table is added, as in the original paper;
     with `position="learned"` a `(max_len, d_model)` table is trained, initialised
-    from a normal distribution with standard deviation 0.02 (GPT-2's choice).
+    from a normal distribution with standard deviation 0.02 (GPT-2's choice);
+    with `position="rope"` nothing is added here (the attention layers rotate
+    queries and keys instead) and the layer has no position parameters.
 
     Args:
         vocab_size: number of token ids.
         d_model: embedding width.
         max_len: longest sequence accepted.
-        position: `"learned"` or `"sinusoidal"`.
+        position: `"learned"`, `"sinusoidal"` or `"rope"`.
         mask_zero: treat id 0 as padding and propagate a Keras mask
             (`True` = real token) to the layers that follow.
         embeddings_initializer: initializer of the token table.
@@ -58,6 +60,9 @@ class PositionalEmbedding(keras.layers.Layer):
         inputs: int ids `[batch, time]`, or `[batch, time, d_model]` vectors
             when `reverse=True`.
         reverse: project vectors back to vocabulary logits.
+        positions: optional int positions `[batch, time]` of the ids
+            (default `0 .. time-1`); a KV-cached decoder feeds one token at
+            position `t`, or left-padded rows whose positions start later.
 
     Example:
 
@@ -77,8 +82,10 @@ class PositionalEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if position not in ("learned", "sinusoidal"):
-            raise UserInputError(f"position must be 'learned' or 'sinusoidal', got {position!r}")
+        if position not in ("learned", "sinusoidal", "rope"):
+            raise UserInputError(
+                f"position must be 'learned', 'sinusoidal' or 'rope', got {position!r}"
+            )
         self.vocab_size = vocab_size
         self.d_model = d_model
         self.max_len = max_len
@@ -108,7 +115,7 @@ class PositionalEmbedding(keras.layers.Layer):
             self.position_embeddings = None
         self.built = True
 
-    def call(self, inputs, reverse=False):
+    def call(self, inputs, reverse=False, positions=None):
         if reverse:
             kernel = ops.cast(self.token_embedding.embeddings, inputs.dtype)
             logits = ops.matmul(inputs, ops.transpose(kernel))
@@ -119,20 +126,25 @@ class PositionalEmbedding(keras.layers.Layer):
                 f"sequence of length {length} is longer than max_len={self.max_len}"
             )
         x = self.token_embedding(inputs)
+        if self.position == "rope":
+            return x
         if self.position == "learned":
-            positions = self.position_embeddings[: ops.shape(inputs)[1]]
+            table = self.position_embeddings
         else:
             x = x * ops.cast(math.sqrt(self.d_model), x.dtype)
-            table = sinusoidal_positions(self.max_len, self.d_model)
-            positions = ops.convert_to_tensor(table)[: ops.shape(inputs)[1]]
-        return x + ops.cast(positions, x.dtype)[None]
+            table = ops.convert_to_tensor(sinusoidal_positions(self.max_len, self.d_model))
+        if positions is None:
+            added = table[: ops.shape(inputs)[1]][None]
+        else:
+            added = ops.take(table, ops.cast(positions, "int32"), axis=0)
+        return x + ops.cast(added, x.dtype)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero or len(inputs.shape) == 3:  # no mask on reverse=True logits
             return None
         return ops.not_equal(inputs, 0)
 
-    def compute_output_spec(self, inputs, reverse=False):
+    def compute_output_spec(self, inputs, reverse=False, positions=None):
         if reverse:
             shape = tuple(inputs.shape[:-1]) + (self.vocab_size,)
             return keras.KerasTensor(shape, dtype="float32")

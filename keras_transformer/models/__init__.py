@@ -2,7 +2,16 @@
 
 from keras_transformer.models.bert import backbone_params, build_bert
 from keras_transformer.models.charrnn import build_charrnn
-from keras_transformer.models.gpt import build_gpt
+from keras_transformer.models.gpt import build_gpt, call_with_cache, init_cache, supports_cache
 from keras_transformer.models.seq2seq import build_seq2seq
 
-__all__ = ["backbone_params", "build_bert", "build_charrnn", "build_gpt", "build_seq2seq"]
+__all__ = [
+    "backbone_params",
+    "build_bert",
+    "build_charrnn",
+    "build_gpt",
+    "build_seq2seq",
+    "call_with_cache",
+    "init_cache",
+    "supports_cache",
+]

@@ -1,9 +1,17 @@
-"""The decoder-only language model (GPT): embeddings, causal blocks, logits."""
+"""The decoder-only language model (GPT): embeddings, causal blocks, logits.
+
+Besides `build_gpt`, this module knows the model's layer names, so it also
+provides the two functions a KV-cached decoder needs: `init_cache` (empty
+keys/values for every block) and `call_with_cache` (run new tokens through
+the same layers, reading and extending the cache).
+"""
 
 import keras
+from keras import ops
 
 from keras_transformer.config import TransformerConfig
-from keras_transformer.layers import PositionalEmbedding, TransformerBlock
+from keras_transformer.errors import UserInputError
+from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make_norm
 
 
 def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
@@ -11,6 +19,9 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
 
     `time` may be anything up to `config.max_len`. The logits are float32
     even under a mixed-precision policy, so the loss is computed in float32.
+    The config's modern options are all honoured: `position="rope"`,
+    `num_kv_heads`, `norm="rms"`, `activation="swiglu"` and
+    `attention="chunked"`.
 
     Example:
 
@@ -39,13 +50,16 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
             causal=True,
             use_bias=config.use_bias,
             layer_norm_epsilon=config.layer_norm_epsilon,
+            num_kv_heads=config.num_kv_heads,
+            rotary=config.position == "rope",
+            norm=config.norm,
+            attention=config.attention,
+            attention_block_size=config.attention_block_size,
             name=f"block_{index}",
         )(x)
     if config.norm_first:
         # Pre-LN leaves the residual stream unnormalised: one last norm.
-        x = keras.layers.LayerNormalization(
-            epsilon=config.layer_norm_epsilon, name="final_norm"
-        )(x)
+        x = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")(x)
     if config.tie_embeddings:
         logits = embedding(x, reverse=True)
     else:
@@ -53,3 +67,72 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
             config.vocab_size, use_bias=False, dtype="float32", name="lm_head"
         )(x)
     return keras.Model(token_ids, logits, name=name)
+
+
+def _parts(model):
+    """The embedding, the blocks (in order), the final norm and the lm head of a GPT."""
+    layers = {layer.name: layer for layer in model.layers}
+    embedding = layers.get("embedding")
+    blocks = [layer for layer in model.layers if isinstance(layer, TransformerBlock)]
+    if not isinstance(embedding, PositionalEmbedding) or not blocks:
+        raise UserInputError(f"model {model.name!r} is not a GPT from build_gpt")
+    return embedding, blocks, layers.get("final_norm"), layers.get("lm_head")
+
+
+def supports_cache(model):
+    """Whether `model` is a GPT built by `build_gpt` (so `call_with_cache` works)."""
+    try:
+        _parts(model)
+    except UserInputError:
+        return False
+    return True
+
+
+def init_cache(model, batch_size, slots):
+    """An empty KV cache: per block a `(keys, values)` pair `[batch, slots, kv_heads, head_dim]`."""
+    _, blocks, _, _ = _parts(model)
+    cache = []
+    for block in blocks:
+        mha = block.self_attention.mha
+        shape = (batch_size, slots, mha.num_kv_heads, mha.key_dim)
+        dtype = block.compute_dtype
+        cache.append((ops.zeros(shape, dtype), ops.zeros(shape, dtype)))
+    return cache
+
+
+def call_with_cache(model, token_ids, positions, cache, cache_index, attention_mask):
+    """Logits of new tokens whose keys and values are appended to the cache.
+
+    Runs exactly the layers of the model, but each block's self-attention
+    writes the new keys/values at slots `cache_index ...` and attends to the
+    cached ones.
+
+    Args:
+        model: a GPT from `build_gpt`.
+        token_ids: int `[batch, time]`, the new tokens.
+        positions: int `[batch, time]`, their positions in their rows.
+        cache: from `init_cache` (or a previous call).
+        cache_index: int scalar, the slot of the first new token.
+        attention_mask: bool `[batch, time, slots]`: which cache slots each new
+            token may attend to (itself and the real tokens before it).
+
+    Returns:
+        `(logits [batch, time, vocab] float32, new_cache)`.
+    """
+    embedding, blocks, final_norm, lm_head = _parts(model)
+    x = embedding(token_ids, positions=positions)
+    new_cache = []
+    for block, block_cache in zip(blocks, cache, strict=True):
+        x, block_cache = block(
+            x,
+            positions=positions,
+            cache=block_cache,
+            cache_index=cache_index,
+            attention_mask=attention_mask,
+            training=False,
+        )
+        new_cache.append(block_cache)
+    if final_norm is not None:
+        x = final_norm(x)
+    logits = lm_head(x) if lm_head is not None else embedding(x, reverse=True)
+    return ops.cast(logits, "float32"), new_cache

@@ -1,0 +1,104 @@
+"""KV-cached decoding equals full recomputation: logits at every step, and tokens."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_transformer import TransformerConfig, UserInputError, build_gpt, generate
+from keras_transformer.data import CharTokenizer
+from keras_transformer.generation import Decoder
+from keras_transformer.models import call_with_cache, init_cache
+
+TINY = dict(vocab_size=12, max_len=16, num_layers=2, d_model=16, num_heads=4)
+CONFIGS = {
+    "learned": {},
+    "sinusoidal_untied_post_ln": {"position": "sinusoidal", "tie_embeddings": False, "norm_first": False},
+    "rope_gqa_rms_swiglu": {"position": "rope", "num_kv_heads": 2, "norm": "rms", "activation": "swiglu"},
+    "mqa_chunked": {"num_kv_heads": 1, "attention": "chunked", "attention_block_size": 3},
+}
+PROMPTS = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6]]  # batch 3, unequal lengths
+CONFIGS_KV_HEADS = {name: c.get("num_kv_heads") for name, c in CONFIGS.items()}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def model(request):
+    return build_gpt(TransformerConfig(**TINY, **CONFIGS[request.param]), name=request.param)
+
+
+def test_cached_logits_equal_full_recomputation_at_every_step(model):
+    """Left-padded prefill, then one token at a time, as `Decoder` does."""
+    steps = 8
+    longest = max(len(p) for p in PROMPTS)
+    padding = np.array([longest - len(p) for p in PROMPTS], "int32")
+    ids = np.zeros((len(PROMPTS), longest), "int32")
+    for i, p in enumerate(PROMPTS):
+        ids[i, padding[i]:] = p
+    slots = longest + steps
+    real = np.arange(slots)[None, :] >= padding[:, None]
+    positions = np.maximum(np.arange(longest)[None, :] - padding[:, None], 0)
+    mask = real[:, None, :] & (np.arange(slots)[None, None, :] <= np.arange(longest)[None, :, None])
+    logits, cache = call_with_cache(model, ids, positions, init_cache(model, len(PROMPTS), slots), 0, mask)
+    kv_heads = CONFIGS_KV_HEADS.get(model.name)
+    for keys, values in cache:  # the cache holds only the kv heads
+        assert keys.shape == values.shape == (len(PROMPTS), slots, kv_heads or 4, 4)
+    rows = [list(p) for p in PROMPTS]
+    for step in range(steps):
+        last = logits.numpy()[:, -1]
+        for i, row in enumerate(rows):
+            full = model(np.array([row], "int32")).numpy()[0, -1]
+            np.testing.assert_allclose(last[i], full, rtol=1e-5, atol=1e-5)
+        tokens = 1 + np.argmax(last[:, 1:], axis=-1).astype("int32")
+        for i, row in enumerate(rows):
+            row.append(int(tokens[i]))
+        index = longest + step
+        step_mask = (real & (np.arange(slots)[None, :] <= index))[:, None, :]
+        logits, cache = call_with_cache(
+            model, tokens[:, None], (index - padding)[:, None], cache, tf.constant(index), step_mask
+        )
+
+
+def _reference_greedy(model, prompt, steps, context):
+    ids = list(prompt)
+    for _ in range(steps):
+        window = np.array([ids[-context:]], "int32")
+        ids.append(1 + int(np.argmax(model(window).numpy()[0, -1, 1:])))
+    return ids[len(prompt):]
+
+
+@pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
+def test_cached_and_uncached_decoders_match_the_reference_and_slide(name):
+    model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]))
+    cached = Decoder(model, slide=True)
+    uncached = Decoder(model, use_cache=False, slide=True)
+    # Within the context: greedy tokens equal re-running the model on each row.
+    for prompt, a, b in zip(PROMPTS, cached(PROMPTS, 9, temperature=0.0),
+                            uncached(PROMPTS, 9, temperature=0.0), strict=True):
+        expected = _reference_greedy(model, prompt, 9, context=16)
+        assert a.tolist() == expected and b.tolist() == expected
+    # 6 + 14 tokens do not fit 16 positions: an error, unless the window may slide;
+    # then the cache fills and decoding goes on over the last 16 tokens.
+    with pytest.raises(UserInputError, match="slide"):
+        Decoder(model)(PROMPTS, max_new_tokens=14, temperature=0.0)
+    for prompt, tokens in zip(PROMPTS, cached(PROMPTS, 14, temperature=0.0), strict=True):
+        assert tokens.tolist() == _reference_greedy(model, prompt, 14, context=16)
+    sampled = [d(PROMPTS, 14, temperature=1.0, seed=4) for d in (cached, uncached)]
+    for a, b in zip(*sampled, strict=True):
+        assert a.tolist() == b.tolist()
+
+
+def test_padding_id_is_never_generated():
+    model = build_gpt(TransformerConfig(**TINY))
+    for use_cache in (True, False):
+        tokens = Decoder(model, use_cache=use_cache)([[1], [2, 3]], 15, temperature=50.0, seed=1)
+        assert all(0 not in t for t in tokens)
+        assert len(set(np.concatenate(tokens).tolist())) > 5  # the sampling is really random
+
+
+def test_generate_uses_the_cache_by_default_and_keeps_its_signature():
+    model = build_gpt(TransformerConfig(**TINY, position="rope"))
+    tokenizer = CharTokenizer(list("abcdefghijk"))
+    args = (model, tokenizer, ["abc", "k"], 9, 0.8, 3, 0.9, 5, None)
+    assert generate(*args) == generate(*args, use_cache=False)
+    with pytest.raises(UserInputError, match="slide"):
+        generate(model, tokenizer, "abc", max_new_tokens=20, slide=False)
+    assert len(generate(model, tokenizer, "abc", max_new_tokens=20)) == 23  # slides by default
