@@ -36,6 +36,17 @@ def test_inspect_prints_the_published_gpt2_small_sizes(capsys):
         assert expected in out
 
 
+def test_inspect_counts_a_bert_config_as_its_backbone(capsys):
+    from keras_transformer.models import backbone_params, build_bert
+
+    config = TransformerConfig.preset("bert-mini", vocab_size=40, max_len=16)
+    assert parameter_count(config) == backbone_params(build_bert(config))
+    main(["bert-base"])
+    out = capsys.readouterr().out
+    for expected in ("layers       12", "d_model      768", "d_ff         3072", "109,482,240"):
+        assert expected in out
+
+
 def test_inspect_reads_a_run_config_and_rejects_bad_input(tmp_path, capsys):
     config = TransformerConfig(**TINY, num_kv_heads=2)
     path = tmp_path / "config.json"

@@ -44,7 +44,13 @@ def load_config(spec):
 
 
 def parameter_count(config):
-    """Parameters of `build_gpt(config)`, counted from the config alone."""
+    """Parameters counted from the config alone.
+
+    A config with segments (`num_segments > 0`, the BERT presets) is counted as
+    `build_bert`'s backbone: plus the segment table, the embedding norm and the
+    pooler, without the masked-LM and sentence-pair heads (the published
+    BERT count). Any other config is counted as `build_gpt(config)`.
+    """
     d, bias = config.d_model, config.use_bias
     kv_width = config.num_kv_heads * config.head_dim
     norm = 2 * d if config.norm == "layer" else d
@@ -64,6 +70,8 @@ def parameter_count(config):
     total += config.num_layers * (attention + ffn + 2 * norm)
     if config.norm_first:
         total += norm
+    if config.num_segments:
+        return total + config.num_segments * d + norm + dense(d, d)
     if not config.tie_embeddings:
         total += d * config.vocab_size
     return total
