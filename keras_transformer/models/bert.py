@@ -12,6 +12,7 @@ from keras_transformer.layers import (
     PositionalEmbedding,
     TransformerBlock,
 )
+from keras_transformer.models.blocks import block_args
 
 HEAD_PREFIXES = ("mlm_", "nsp_")
 
@@ -64,15 +65,8 @@ def build_bert(config: TransformerConfig, name="bert") -> keras.Model:
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for index in range(config.num_layers):
         x = TransformerBlock(
-            d_model=config.d_model,
-            num_heads=config.num_heads,
-            d_ff=config.d_ff,
-            dropout=config.dropout,
-            norm_first=config.norm_first,
-            activation=config.activation,
+            **block_args(config),
             causal=False,
-            use_bias=config.use_bias,
-            layer_norm_epsilon=config.layer_norm_epsilon,
             name=f"block_{index}",
         )(x, padding_mask=padding_mask)
     if config.norm_first:

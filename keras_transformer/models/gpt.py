@@ -12,6 +12,7 @@ from keras import ops
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make_norm
+from keras_transformer.models.blocks import block_args
 
 
 def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
@@ -41,15 +42,8 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for index in range(config.num_layers):
         x = TransformerBlock(
-            d_model=config.d_model,
-            num_heads=config.num_heads,
-            d_ff=config.d_ff,
-            dropout=config.dropout,
-            norm_first=config.norm_first,
-            activation=config.activation,
+            **block_args(config),
             causal=True,
-            use_bias=config.use_bias,
-            layer_norm_epsilon=config.layer_norm_epsilon,
             num_kv_heads=config.num_kv_heads,
             rotary=config.position == "rope",
             norm=config.norm,

@@ -21,22 +21,16 @@ import keras
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock
+from keras_transformer.models.blocks import block_args
 
 T5_SMALL_PUBLISHED_PARAMS = 60_506_624
 
 
 def _block(config, name, decoder):
     return TransformerBlock(
-        d_model=config.d_model,
-        num_heads=config.num_heads,
-        d_ff=config.d_ff,
-        dropout=config.dropout,
-        norm_first=config.norm_first,
-        activation=config.activation,
+        **block_args(config),
         causal=decoder,
         cross_attention=decoder,
-        use_bias=config.use_bias,
-        layer_norm_epsilon=config.layer_norm_epsilon,
         name=name,
     )
 
