@@ -7,6 +7,8 @@
     python train.py --arch seq2seq --task span-corruption
     python train.py --arch seq2seq --task pairs --pairs FILE.tsv
     python train.py --arch gpt --num-layers 6 --d-model 192 --epochs 5 --out runs/big
+    python train.py --arch gpt --tokenizer bpe --vocab-size 4096
+    python train.py --arch gpt --tokenizer bpe --dataset wikitext2 --data DIR
 """
 
 import argparse
@@ -30,6 +32,10 @@ def _config_flags(parser):
             group.add_argument(flag, type=float, default=None, metavar="X")
         elif f.name in choices:
             group.add_argument(flag, choices=choices[f.name], default=None)
+        elif f.name == "vocab_size":
+            group.add_argument(flag, type=int, default=None, metavar="N",
+                               help="--tokenizer bpe: SentencePiece vocabulary size (default "
+                               "4096); the model's vocabulary is always the tokenizer's")
         else:
             group.add_argument(flag, type=int, default=None, metavar="N")
 
@@ -53,7 +59,23 @@ def build_parser():
                         help="seq2seq task: dates (default), span-corruption or pairs")
     parser.add_argument("--pairs", metavar="FILE.tsv",
                         help="seq2seq --task pairs: one 'source<TAB>target' a line")
-    parser.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: Tiny Shakespeare)")
+    parser.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: Tiny "
+                        "Shakespeare); with --dataset wikitext2 a folder of split files "
+                        "(default: the Hugging Face hub, needs the datasets package)")
+    parser.add_argument("--dataset", choices=("shakespeare", "wikitext2"), default="shakespeare",
+                        help="shakespeare: one text file, first 90%% train, last 10%% "
+                        "validation; wikitext2: whole split files (default shakespeare)")
+    parser.add_argument("--train-split", choices=("train", "valid", "test"), default=None,
+                        help="wikitext2: the split to train on (default train)")
+    parser.add_argument("--eval-split", choices=("train", "valid", "test"), default=None,
+                        help="wikitext2: the split to validate and report on (default valid)")
+    parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                        help="char: one id per character; bpe: a SentencePiece BPE model "
+                        "trained on the training text, --vocab-size pieces (default 4096), "
+                        "subword sampling while training (default char)")
+    parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=None,
+                        help="repair mojibake, straighten quotes and dashes, collapse "
+                        "whitespace before tokenizing (default: on for bpe, off for char)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<arch>-<time>); "
                         "the same DIR resumes an interrupted run")
     parser.add_argument("--epochs", type=int, default=None)
@@ -93,6 +115,12 @@ def settings_from_args(args):
         for f in dataclasses.fields(TransformerConfig)
         if getattr(args, f.name) is not None
     }
+    # --vocab-size asks the tokenizer for a vocabulary (bpe); the model's
+    # vocab_size always follows the tokenizer's.
+    vocab_size = overrides.pop("vocab_size", None)
+    if vocab_size is not None and args.tokenizer == "char":
+        print("note: --vocab-size is ignored with --tokenizer char (the vocabulary is the "
+              "text's characters)")
     config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"], **overrides)
     values = dict(
         model=config,
@@ -100,6 +128,12 @@ def settings_from_args(args):
         clipnorm=args.clipnorm,
         seed=args.seed,
         data=args.data,
+        dataset=args.dataset,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        tokenizer=args.tokenizer,
+        vocab_size=vocab_size,
+        clean=args.clean,
         out=args.out,
         jit=args.jit,
         verbose=args.verbose,
@@ -125,8 +159,14 @@ def settings_from_args(args):
 def _summary(metrics):
     """The last line `train.py` prints."""
     line = f"Finished: val_loss {metrics['val_loss']:.4f}"
-    if "val_bpc" in metrics:
+    if metrics.get("tokenizer") == "bpe":
+        line += (f" nats/token ({metrics['val_loss_per_char']:.4f} nats/char, "
+                 f"{metrics['val_bpc']:.3f} bits/char)")
+    elif "val_bpc" in metrics:
         line += f" ({metrics['val_bpc']:.3f} bits/char)"
+    if "val_perplexity" in metrics:
+        line += (f", perplexity {metrics['val_perplexity']:,.2f} per token, "
+                 f"{metrics['val_word_perplexity']:,.2f} per word")
     if "masked_token_accuracy" in metrics:
         line += (f", masked-token accuracy {metrics['masked_token_accuracy']:.3f} (unigram "
                  f"{metrics['unigram_baseline_accuracy']:.3f}), sentence-pair accuracy "

@@ -1,7 +1,7 @@
 """BERT pretraining data in `tf.data`: sentence pairs and masked-LM masking.
 
-Each example is `[CLS] A [SEP] B [SEP]` cut from a long array of character
-ids: `A` is a stretch of text and, half the time, `B` is the text right after
+Each example is `[CLS] A [SEP] B [SEP]` cut from a long array of token ids
+(characters, or BPE pieces): `A` is a stretch of text and, half the time, `B` is the text right after
 it (label 1, "B follows A"); otherwise `B` starts at a random place (label 0).
 The segment ids are 0 over `[CLS] A [SEP]` and 1 over `B [SEP]`.
 
@@ -23,20 +23,24 @@ from keras_transformer.errors import UserInputError
 SPECIALS = ("[CLS]", "[SEP]", "[MASK]")
 
 
-def mask_tokens(ids, seed, num_chars, mask_id, rate=0.15, mask_fraction=0.8, random_fraction=0.1):
+def mask_tokens(ids, seed, num_chars, mask_id, rate=0.15, mask_fraction=0.8, random_fraction=0.1,
+                first_id=1):
     """BERT's masking of a batch of ids.
 
     Args:
-        ids: int32 `[batch, time]`. Ids `1 .. num_chars` are ordinary
-            tokens and may be chosen; 0 (padding) and ids above `num_chars`
+        ids: int32 `[batch, time]`. Ids `first_id .. num_chars` are ordinary
+            tokens and may be chosen; 0 (padding) and ids outside that range
             (special tokens) never are.
         seed: int `[2]` tensor for the stateless random ops.
         num_chars: the largest ordinary id; random replacements are drawn
-            from `1 .. num_chars`.
+            from `first_id .. num_chars`.
         mask_id: id of `[MASK]`.
         rate: fraction of ordinary tokens chosen for prediction.
         mask_fraction, random_fraction: of the chosen tokens, the share
             replaced by `[MASK]` and by a random token; the rest is kept.
+        first_id: the smallest ordinary id (1 for `CharTokenizer`; a
+            `SentencePieceTokenizer`'s specials come first, see
+            `tokenizer.ordinary_ids`).
 
     Returns:
         `(inputs, labels, weights)`: the corrupted ids, the original ids, and
@@ -49,11 +53,12 @@ def mask_tokens(ids, seed, num_chars, mask_id, rate=0.15, mask_fraction=0.8, ran
     ids = tf.convert_to_tensor(ids, tf.int32)
     seed = tf.cast(seed, tf.int32)
     shape = tf.shape(ids)
-    ordinary = (ids >= 1) & (ids <= num_chars)
+    ordinary = (ids >= first_id) & (ids <= num_chars)
     chosen = ordinary & (tf.random.stateless_uniform(shape, seed) < rate)
     action = tf.random.stateless_uniform(shape, seed + tf.constant([0, 7919]))
     random_ids = tf.random.stateless_uniform(
-        shape, seed + tf.constant([0, 104729]), minval=1, maxval=num_chars + 1, dtype=tf.int32
+        shape, seed + tf.constant([0, 104729]), minval=first_id, maxval=num_chars + 1,
+        dtype=tf.int32,
     )
     to_mask = chosen & (action < mask_fraction)
     to_random = chosen & (action >= mask_fraction) & (action < mask_fraction + random_fraction)
@@ -106,8 +111,9 @@ def _pair_batch(ids, seed, batch_size, seq_len, tokenizer):
         ids, starts, a_lengths, b_starts, seq_len,
         tokenizer.special_id("[CLS]"), tokenizer.special_id("[SEP]"),
     )
+    first, last = tokenizer.ordinary_ids
     inputs, labels, weights = mask_tokens(
-        tokens, seed + tf.constant([0, 5]), tokenizer.num_chars, tokenizer.special_id("[MASK]")
+        tokens, seed + tf.constant([0, 5]), last, tokenizer.special_id("[MASK]"), first_id=first
     )
     # Keras averages weighted losses over all positions; rescaling the 0/1
     # weights by their mean makes `mlm_loss` the mean over masked positions.
@@ -128,21 +134,43 @@ def _check(ids, seq_len, what):
         raise UserInputError(f"--seq-len {seq_len} is too short for [CLS] A [SEP] B [SEP]")
 
 
-def mlm_train_dataset(ids, tokenizer, seq_len, batch_size, seed=0):
+def mlm_train_dataset(ids, tokenizer, seq_len, batch_size, seed=0, resample=None,
+                      steps_per_sample=200):
     """An endless stream of `(x, y, sample_weight)` batches for `build_bert`.
 
     `x` is `{"token_ids", "segment_ids"}`, `y` is `{"mlm": original ids,
     "nsp": 1 if B follows A}`, the sample weights are `{"mlm": positive
     (one value per batch) at masked positions, 0 elsewhere; "nsp": 1.0}`.
+
+    Args:
+        ids: the training text's token ids.
+        tokenizer: gives `special_id` and `ordinary_ids`.
+        seq_len, batch_size: rows of `seq_len` tokens, `batch_size` a batch.
+        seed: seeds the pairs and the masking.
+        resample: optional `resample(seed) -> int32 tensor` (see
+            `pipelines.sampled_ids`): every `steps_per_sample` batches the
+            text is tokenized anew inside `tf.data` (subword sampling).
+        steps_per_sample: batches drawn from one tokenization.
     """
     _check(ids, seq_len, "training")
     ids = tf.constant(np.asarray(ids, dtype=np.int32))
-    dataset = tf.data.Dataset.counter().map(
-        lambda step: _pair_batch(
-            ids, tf.stack([tf.constant(seed, tf.int64), step]), batch_size, seq_len, tokenizer
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+
+    def batch_at(source, step):
+        pair_seed = tf.stack([tf.constant(seed, tf.int64), step])
+        return _pair_batch(source, pair_seed, batch_size, seq_len, tokenizer)
+
+    if resample is None:
+        dataset = tf.data.Dataset.counter().map(
+            lambda step: batch_at(ids, step), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    else:
+        def one_sample(index):
+            sampled = resample(tf.stack([tf.constant(seed, tf.int64), index]))
+            steps = tf.data.Dataset.range(steps_per_sample)
+            return steps.map(lambda step: batch_at(sampled, index * steps_per_sample + step),
+                             num_parallel_calls=tf.data.AUTOTUNE)
+
+        dataset = tf.data.Dataset.counter().flat_map(one_sample)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

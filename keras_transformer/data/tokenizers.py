@@ -1,4 +1,7 @@
-"""Tokenizers: text <-> integer ids, saved beside the model in a run directory."""
+"""Tokenizers: text <-> integer ids, saved beside the model in a run directory.
+
+`CharTokenizer` lives here; the subword `SentencePieceTokenizer` in `bpe.py`.
+"""
 
 import json
 import os
@@ -61,6 +64,11 @@ class CharTokenizer:
         """Character ids are `1 .. num_chars`; special ids follow."""
         return len(self.chars)
 
+    @property
+    def ordinary_ids(self):
+        """`(first, last)`: the range of ids that text encodes to (`1 .. num_chars`)."""
+        return 1, len(self.chars)
+
     def special_id(self, name):
         """The id of special token `name`."""
         try:
@@ -101,7 +109,12 @@ class CharTokenizer:
 
 
 def load_tokenizer(path):
-    """Load the tokenizer stored at `path` (a `tokenizer.json`)."""
+    """Load the tokenizer stored at `path` (a `tokenizer.json`).
+
+    Returns a `CharTokenizer` (`"kind": "char"`) or a `SentencePieceTokenizer`
+    (`"kind": "bpe"`, whose binary model is the file named by `"model"`,
+    beside `path`).
+    """
     if not os.path.exists(path):
         raise UserInputError(f"tokenizer file not found: {path}")
     try:
@@ -112,4 +125,8 @@ def load_tokenizer(path):
         raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
     if kind == "char":
         return CharTokenizer(spec["chars"], spec.get("specials", ()))
+    if kind == "bpe":
+        from keras_transformer.data.bpe import SentencePieceTokenizer
+
+        return SentencePieceTokenizer.from_spec(spec, path)
     raise UserInputError(f"unknown tokenizer kind {kind!r} in {path}")

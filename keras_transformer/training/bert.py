@@ -5,9 +5,10 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_transformer.data import CharTokenizer, load_text, split_text
 from keras_transformer.data.mlm import SPECIALS, mlm_eval_dataset, mlm_train_dataset
+from keras_transformer.data.pipelines import sampled_ids
 from keras_transformer.models import build_bert
+from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job
 
 
@@ -61,26 +62,34 @@ def _sample(model, dataset, tokenizer, rows=3):
     return "\n".join(lines)
 
 
-def bert_job(settings, data_name):
-    """A `Job` pretraining `build_bert` on a text (Tiny Shakespeare by default)."""
-    text = load_text(settings.data)
-    tokenizer = CharTokenizer.from_text(text, SPECIALS)
+def bert_job(settings):
+    """A `Job` pretraining `build_bert` on a text (Tiny Shakespeare by default).
+
+    With `--tokenizer bpe` the training text is re-tokenized with subword
+    sampling once per epoch (`steps_per_epoch` batches).
+    """
+    corpus = load_corpus(settings)
+    tokenizer = make_tokenizer(settings, corpus, SPECIALS)
     settings.model = dataclasses.replace(
         settings.model,
         vocab_size=tokenizer.vocab_size,
         num_segments=max(2, settings.model.num_segments),
     )
-    train_text, val_text = split_text(text)
-    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
+    train_ids = tokenizer.encode(corpus.train_text)
+    val_ids = tokenizer.encode(corpus.val_text)
+    steps_per_epoch = settings.steps_per_epoch or 200
+    resample = None
+    if tokenizer.kind == "bpe":
+        resample = sampled_ids(lambda: tokenizer.tf_tokenizer(sampling=True), corpus.train_text)
     train_data = mlm_train_dataset(
-        train_ids, tokenizer, settings.seq_len, settings.batch_size, settings.seed
+        train_ids, tokenizer, settings.seq_len, settings.batch_size, settings.seed,
+        resample=resample, steps_per_sample=steps_per_epoch,
     )
     val_data = mlm_eval_dataset(
         val_ids, tokenizer, settings.seq_len, settings.batch_size, settings.val_batches,
         settings.seed,
     )
     most_frequent = int(np.bincount(train_ids).argmax())
-    steps_per_epoch = settings.steps_per_epoch or 200
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def finish(model, val_loss):
@@ -97,8 +106,8 @@ def bert_job(settings, data_name):
         loss={"mlm": loss, "nsp": loss},
         tokens_per_step=settings.batch_size * settings.seq_len,
         context=settings.seq_len,
-        describe=f"{len(train_ids):,} training characters, {steps_per_epoch} steps of "
+        describe=f"{len(train_ids):,} training tokens ({tokenizer.kind}), {steps_per_epoch} steps of "
         f"{settings.batch_size} pairs x {settings.seq_len} tokens per epoch",
         finish=finish,
-        data_name=data_name,
+        data_name=corpus.name,
     )

@@ -1,28 +1,68 @@
-"""The language-model job (`--arch gpt` and `--arch charrnn`): next-token prediction."""
+"""The language-model job (`--arch gpt` and `--arch charrnn`): next-token prediction.
+
+With `--tokenizer bpe` the training text is tokenized anew inside `tf.data`
+on every pass, with subword sampling; validation uses the deterministic
+encoding. Losses are per token; `lm_metrics` converts them to per character
+and per word, so BPE and character models compare.
+"""
 
 import dataclasses
+import math
 
 import keras
 
-from keras_transformer.data import (
-    CharTokenizer,
-    lm_eval_dataset,
-    lm_train_dataset,
-    load_text,
-    split_text,
-    steps_per_pass,
-)
+from keras_transformer.data import lm_eval_dataset, lm_train_dataset, steps_per_pass
+from keras_transformer.data.pipelines import num_windows, sampled_ids
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
 from keras_transformer.models import build_charrnn, build_gpt
+from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job
 from keras_transformer.training.reports import bits_per_token
 
 
-def lm_job(settings, data_name):
+def evaluated_text(tokenizer, val_ids, seq_len):
+    """The text whose tokens `lm_eval_dataset` scores: its targets, decoded.
+
+    The validation windows start at `0, seq_len, 2 * seq_len, ...`; their
+    targets are the ids `1 .. windows * seq_len`, every one once.
+    """
+    tokens = num_windows(len(val_ids), seq_len) * seq_len
+    return tokens, tokenizer.decode(val_ids[1:tokens + 1])
+
+
+def lm_metrics(val_loss, num_tokens, text):
+    """Per-token, per-character and per-word figures of a validation loss.
+
+    Args:
+        val_loss: mean cross-entropy per token (nats) over `num_tokens`.
+        num_tokens: the tokens scored.
+        text: the text those tokens spell.
+
+    Returns:
+        A dict: `val_loss_per_char` (nats), `val_bpc` (bits per character),
+        `val_perplexity` (per token, `exp(val_loss)`), `val_word_perplexity`
+        (`exp` of the total nats over the whitespace-separated words of
+        `text`), `chars_per_token`, and the counts.
+    """
+    total = val_loss * num_tokens
+    chars, words = len(text), len(text.split())
+    return {
+        "val_loss_per_char": round(total / max(1, chars), 4),
+        "val_bpc": round(bits_per_token(total / max(1, chars)), 4),
+        "val_perplexity": round(math.exp(min(val_loss, 700.0)), 3),
+        "val_word_perplexity": round(math.exp(min(total / max(1, words), 700.0)), 3),
+        "chars_per_token": round(chars / max(1, num_tokens), 4),
+        "val_tokens": num_tokens,
+        "val_chars": chars,
+        "val_words": words,
+    }
+
+
+def lm_job(settings):
     """A `Job` training `build_gpt` or `build_charrnn` on a text."""
-    text = load_text(settings.data)
-    tokenizer = CharTokenizer.from_text(text)
+    corpus = load_corpus(settings)
+    tokenizer = make_tokenizer(settings, corpus)
     context = settings.model.max_len if settings.arch == "gpt" else settings.seq_len
     # Fail now, not after training, on a prompt sample.txt could not use.
     if not settings.prompt:
@@ -31,12 +71,18 @@ def lm_job(settings, data_name):
         raise UserInputError(f"--prompt is longer than the model's context of {context} tokens")
     # The tokenizer defines the vocabulary: the embedding gets one row per id.
     settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
-    train_text, val_text = split_text(text)
-    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
+    train_ids = tokenizer.encode(corpus.train_text)
+    val_ids = tokenizer.encode(corpus.val_text)
     passes = steps_per_pass(len(train_ids), settings.seq_len, settings.batch_size)
     steps_per_epoch = settings.steps_per_epoch or passes
-    train_data = lm_train_dataset(train_ids, settings.seq_len, settings.batch_size, settings.seed)
+    resample = None
+    if tokenizer.kind == "bpe":
+        resample = sampled_ids(lambda: tokenizer.tf_tokenizer(sampling=True), corpus.train_text)
+    train_data = lm_train_dataset(
+        train_ids, settings.seq_len, settings.batch_size, settings.seed, resample=resample
+    )
     val_data = lm_eval_dataset(val_ids, settings.seq_len, settings.batch_size)
+    val_tokens, val_text = evaluated_text(tokenizer, val_ids, settings.seq_len)
 
     def build_model():
         if settings.arch == "gpt":
@@ -59,8 +105,14 @@ def lm_job(settings, data_name):
             seed=settings.seed,
             context=context,
         )
-        return {"val_bpc": round(bits_per_token(val_loss), 4)}, sample
+        metrics = {"tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
+                   "cleaned": corpus.cleaned}
+        metrics.update(lm_metrics(val_loss, val_tokens, val_text))
+        if corpus.train_articles is not None:
+            metrics.update(train_articles=corpus.train_articles, val_articles=corpus.val_articles)
+        return metrics, sample
 
+    sampling = ", subword sampling on every pass" if resample is not None else ""
     return Job(
         tokenizer=tokenizer,
         build_model=build_model,
@@ -70,8 +122,9 @@ def lm_job(settings, data_name):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         tokens_per_step=settings.batch_size * settings.seq_len,
         context=context,
-        describe=f"{len(train_ids):,} training tokens, {steps_per_epoch} steps of "
+        describe=f"{len(train_ids):,} training tokens ({tokenizer.kind}, vocabulary "
+        f"{tokenizer.vocab_size:,}{sampling}), {steps_per_epoch} steps of "
         f"{settings.batch_size}x{settings.seq_len} per epoch",
         finish=finish,
-        data_name=data_name,
+        data_name=corpus.name,
     )

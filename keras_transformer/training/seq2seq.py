@@ -5,7 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_transformer.data import CharTokenizer, load_text, split_text
+from keras_transformer.data import CharTokenizer
+from keras_transformer.data.bpe import DEFAULT_VOCAB_SIZE, SentencePieceTokenizer
 from keras_transformer.data.seq2seq import (
     BOS,
     EOS,
@@ -23,37 +24,56 @@ from keras_transformer.errors import UserInputError
 from keras_transformer.generation.beam import beam_search
 from keras_transformer.generation.seq2seq import NextLogits, greedy_decode
 from keras_transformer.models import build_seq2seq
+from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job
 
 TASKS = ("dates", "span-corruption", "pairs")
 DATE_CHARS = "".join(MONTHS) + "".join(WEEKDAYS) + "0123456789 ,./-"
 
 
+def _pairs_tokenizer(settings, pairs, chars=None):
+    """The tokenizer of a pairs task: characters (of `chars`, else of the pairs), or a BPE
+    model trained on the training pairs' sources and targets, one a line."""
+    if settings.tokenizer == "bpe":
+        lines = "\n".join(f"{s}\n{t}" for s, t in pairs)
+        return SentencePieceTokenizer.from_text(lines, settings.vocab_size or DEFAULT_VOCAB_SIZE,
+                                                 [BOS, EOS])
+    return CharTokenizer.from_text(chars or "".join(s + t for s, t in pairs), [BOS, EOS])
+
+
 def _task_pairs(settings):
-    """`(tokenizer, train_pairs, val_pairs, test_pairs, data_name)` of the chosen task."""
+    """`(tokenizer, train_pairs, val_pairs, test_pairs, data_name)` of the chosen task.
+
+    With `--tokenizer bpe` the BPE model is trained on the training pairs (or,
+    for span corruption, on the training text); the pairs are then encoded
+    deterministically (no subword sampling for the encoder-decoder).
+    """
     if settings.task == "dates":
         train_days, heldout = split_dates(num_heldout=2 * settings.eval_examples, seed=settings.seed)
-        tokenizer = CharTokenizer.from_text(DATE_CHARS, [BOS, EOS])
         train = date_pairs(train_days, settings.train_examples, seed=settings.seed)
+        tokenizer = _pairs_tokenizer(settings, train, DATE_CHARS)
         # Alternate held-out dates between validation and test: both span every year.
         val = date_pairs(heldout[0::2], settings.eval_examples, settings.seed + 1)
         test = date_pairs(heldout[1::2], settings.eval_examples, settings.seed + 2)
         return tokenizer, train, val, test, "dates"
     if settings.task == "span-corruption":
-        text = load_text(settings.data)
-        tokenizer = CharTokenizer.from_text(text, [BOS, EOS, *SENTINELS])
-        train_text, val_text = split_text(text)
+        corpus = load_corpus(settings)
+        tokenizer = make_tokenizer(settings, corpus, [BOS, EOS, *SENTINELS])
         length = min(96, settings.model.max_len - 1)
-        train = span_corruption_pairs(train_text, settings.train_examples, length, seed=settings.seed)
-        val = span_corruption_pairs(val_text, settings.eval_examples, length, seed=settings.seed + 1)
-        name = f"span-corruption:{settings.data or 'tinyshakespeare'}"
-        return tokenizer, train, val, val, name
+        train = span_corruption_pairs(corpus.train_text, settings.train_examples, length,
+                                      seed=settings.seed)
+        val = span_corruption_pairs(corpus.val_text, settings.eval_examples, length,
+                                    seed=settings.seed + 1)
+        return tokenizer, train, val, val, f"span-corruption:{corpus.name}"
     pairs = read_pairs(settings.pairs, settings.model.max_len)
     order = np.random.default_rng(settings.seed).permutation(len(pairs))
     pairs = [pairs[i] for i in order]
     num_val = min(settings.eval_examples, max(1, len(pairs) // 10))
-    tokenizer = CharTokenizer.from_text("".join(s + t for s, t in pairs), [BOS, EOS])
     val, train = pairs[:num_val], pairs[num_val:]
+    if settings.tokenizer == "bpe":
+        tokenizer = _pairs_tokenizer(settings, train)
+    else:  # the characters of every pair, as before subwords existed
+        tokenizer = CharTokenizer.from_text("".join(s + t for s, t in pairs), [BOS, EOS])
     return tokenizer, train, val, val, f"pairs:{settings.pairs}"
 
 
@@ -79,7 +99,7 @@ def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_s
     return float(greedy_ok), float(beam_ok), rows
 
 
-def seq2seq_job(settings, data_name):
+def seq2seq_job(settings):
     """A `Job` training `build_seq2seq` on `settings.task`."""
     if settings.task not in TASKS:
         raise UserInputError(f"unknown task {settings.task!r}; choose one of {', '.join(TASKS)}")

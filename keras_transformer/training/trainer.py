@@ -8,7 +8,8 @@ evaluation; this module owns the run directory, the callbacks and the files.
 A run directory ends up holding:
 
 - `config.json`: the model config and the training settings (written first),
-- `tokenizer.json`: the tokenizer,
+- `tokenizer.json`: the tokenizer (and `tokenizer.model`, the SentencePiece model of a
+  `bpe` tokenizer),
 - `history.csv` and `logs/` (TensorBoard): per-epoch losses,
 - `backup/`: `keras.callbacks.BackupAndRestore`'s state while training runs;
   starting again with the same `--out` resumes from it,
@@ -49,6 +50,14 @@ ARCH_DEFAULTS = {
     ),
 }
 
+# What `--tokenizer bpe` changes in those defaults. A 4096-piece BPE turns the
+# training part of Tiny Shakespeare into about 312k tokens (3.2 characters a
+# token), so one pass is 38 steps of 64 x 128 tokens instead of 122.
+BPE_DEFAULTS = {
+    "gpt": {"epochs": 30},
+    "charrnn": {"epochs": 30},
+}
+
 
 @dataclass
 class TrainSettings:
@@ -66,7 +75,19 @@ class TrainSettings:
             `seq_len` tokens (`seq_len` is unused by `seq2seq`).
         learning_rate, warmup_steps, weight_decay, clipnorm: the AdamW recipe.
         seed: seeds weights, data order, masking, held-out dates, the sample.
-        data: a text file; `None` fetches Tiny Shakespeare.
+        data: a text file (`dataset="shakespeare"`; `None` fetches Tiny
+            Shakespeare) or a folder of WikiText split files
+            (`dataset="wikitext2"`; `None` tries the Hugging Face hub).
+        dataset: `"shakespeare"` (any single text file, split 90 % / 10 %)
+            or `"wikitext2"` (whole split files, see `data/wikitext.py`).
+        train_split, eval_split: the WikiText-2 splits to train and evaluate
+            on (`None`: `"train"` and `"valid"`).
+        tokenizer: `"char"` (one id per character) or `"bpe"` (a
+            SentencePiece BPE model trained on the training text).
+        vocab_size: the BPE vocabulary size (`None`: 4096); ignored by the
+            char tokenizer, whose vocabulary is the text's characters.
+        clean: clean the text before tokenizing (`data/cleaning.py`);
+            `None` means on for `bpe`, off for `char`.
         out: the run directory.
         jit: compile the train step with XLA.
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
@@ -94,6 +115,12 @@ class TrainSettings:
     clipnorm: float = 1.0
     seed: int = 0
     data: str | None = None
+    dataset: str = "shakespeare"
+    train_split: str | None = None
+    eval_split: str | None = None
+    tokenizer: str = "char"
+    vocab_size: int | None = None
+    clean: bool | None = None
     out: str | None = None
     jit: bool = True
     verbose: int | str = 1
@@ -113,11 +140,14 @@ class TrainSettings:
     def for_arch(cls, arch, **overrides):
         """Settings with `arch`'s defaults (`ARCH_DEFAULTS`), then `overrides`.
 
-        A `model` override replaces the arch's preset config.
+        A `model` override replaces the arch's preset config; with
+        `tokenizer="bpe"` the `BPE_DEFAULTS` of the arch come in between.
         """
         if arch not in ARCHS:
             raise UserInputError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
         values = dict(ARCH_DEFAULTS[arch])
+        if overrides.get("tokenizer") == "bpe":
+            values.update(BPE_DEFAULTS.get(arch, {}))
         preset = values.pop("preset")
         values.update(overrides)
         values.setdefault("model", TransformerConfig.preset(preset))
@@ -143,6 +173,27 @@ class TrainSettings:
             raise UserInputError(f"sample_tokens must be >= 0, got {self.sample_tokens}")
         if self.learning_rate <= 0:
             raise UserInputError(f"learning_rate must be positive, got {self.learning_rate}")
+        from keras_transformer.training.corpus import DATASETS, TOKENIZERS
+
+        if self.tokenizer not in TOKENIZERS:
+            raise UserInputError(
+                f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"
+            )
+        if self.dataset not in DATASETS:
+            raise UserInputError(
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"
+            )
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise UserInputError(f"vocab_size must be positive, got {self.vocab_size}")
+        if self.dataset != "wikitext2" and (self.train_split or self.eval_split):
+            raise UserInputError("--train-split and --eval-split are for --dataset wikitext2")
+        if self.dataset == "wikitext2" and (
+            self.arch == "seq2seq" and self.task != "span-corruption"
+        ):
+            raise UserInputError(
+                f"--dataset wikitext2 is a text; seq2seq reads one only with --task "
+                f"span-corruption, not {self.task}"
+            )
 
     def to_dict(self):
         values = dataclasses.asdict(self)
@@ -157,18 +208,17 @@ def default_run_dir(arch):
 
 def make_job(settings):
     """The `Job` of `settings.arch`; every data or input error is raised here."""
-    data_name = os.path.basename(settings.data) if settings.data else "tinyshakespeare"
     if settings.arch in ("gpt", "charrnn"):
         from keras_transformer.training.lm import lm_job
 
-        return lm_job(settings, data_name)
+        return lm_job(settings)
     if settings.arch == "bert":
         from keras_transformer.training.bert import bert_job
 
-        return bert_job(settings, data_name)
+        return bert_job(settings)
     from keras_transformer.training.seq2seq import seq2seq_job
 
-    return seq2seq_job(settings, data_name)
+    return seq2seq_job(settings)
 
 
 def _prepare_run_dir(out, settings):
@@ -181,7 +231,7 @@ def _prepare_run_dir(out, settings):
     if os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as handle:
             previous = json.load(handle).get("settings", {})
-        for key in ("arch", "model", "batch_size", "seq_len"):
+        for key in ("arch", "model", "batch_size", "seq_len", "tokenizer", "dataset"):
             if key in previous and previous[key] != settings.to_dict()[key]:
                 raise UserInputError(
                     f"{out} holds an unfinished run with a different {key}; "
