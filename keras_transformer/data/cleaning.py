@@ -38,8 +38,10 @@ def clean_text(text):
        whitespace becomes one space, spaces at the end of a line are
        removed, and more than one blank line in a row becomes one.
 
-    Newlines are kept (a line break is information a model can learn), and
-    the result is a fixed point: `clean_text(clean_text(t)) == clean_text(t)`.
+    Newlines are kept (a line break is information a model can learn). The
+    steps are repeated until nothing changes (a repair can expose another
+    one), so the result is a fixed point: `clean_text(clean_text(t)) ==
+    clean_text(t)`.
 
     Args:
         text: a string.
@@ -52,6 +54,15 @@ def clean_text(text):
     >>> clean_text("It\\u2019s  \\u201cfine\\u201d \\u2014 really\\t \\n")
     'It\\'s "fine" -- really\\n'
     """
+    for _ in range(4):  # a fix can expose another ("\xa0Ã©" -> " Ã©" -> " é")
+        cleaned = _clean_once(text)
+        if cleaned == text:
+            break
+        text = cleaned
+    return text
+
+
+def _clean_once(text):
     import ftfy
 
     text = ftfy.fix_text(text)
