@@ -1,16 +1,31 @@
-"""Text sources, tokenizers and `tf.data` pipelines."""
+"""Text sources, cleaning, tokenizers and `tf.data` pipelines."""
 
-from keras_transformer.data.pipelines import lm_eval_dataset, lm_train_dataset, steps_per_pass
+from keras_transformer.data.bpe import SentencePieceTokenizer
+from keras_transformer.data.cleaning import clean_text
+from keras_transformer.data.pipelines import (
+    lm_eval_dataset,
+    lm_train_dataset,
+    padded_batches,
+    sampled_ids,
+    steps_per_pass,
+)
 from keras_transformer.data.sources import load_text, shakespeare_path, split_text
 from keras_transformer.data.tokenizers import CharTokenizer, load_tokenizer
+from keras_transformer.data.wikitext import load_wikitext2, split_articles
 
 __all__ = [
     "CharTokenizer",
+    "SentencePieceTokenizer",
+    "clean_text",
     "lm_eval_dataset",
     "lm_train_dataset",
     "load_text",
     "load_tokenizer",
+    "load_wikitext2",
+    "padded_batches",
+    "sampled_ids",
     "shakespeare_path",
+    "split_articles",
     "split_text",
     "steps_per_pass",
 ]
