@@ -78,6 +78,15 @@ def test_round_trip_on_random_unicode(shakespeare_bpe, text):
 
 
 @settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab Z.\n\t\r  \x0b"), max_size=60))
+def test_whitespace_and_ascii_round_trip_exactly(shakespeare_bpe, text):
+    # NFKC leaves ASCII alone: leading, trailing and repeated spaces, tabs and
+    # newlines must all come back (the tokenizer's own normalizer is not the judge).
+    tokenizer, _ = shakespeare_bpe
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+@settings(max_examples=150, deadline=None)
 @given(data=st.binary(max_size=80))
 def test_byte_fallback_never_gives_unk(shakespeare_bpe, data):
     tokenizer, _ = shakespeare_bpe
