@@ -3,12 +3,16 @@
     python -m keras_transformer.generate --model runs/gpt-... --prompt "ROMEO:" \\
         --max-new-tokens 100 --temperature 0.7 --top-k 40 --seed 1
 
-A GPT decodes with its KV cache (`--no-cache` re-runs the model over the
-window at every step, for comparison). Text longer than the model's context
-is an error unless `--slide` lets the window slide.
+`--model` is a run directory of `train.py` or a SavedModel written by
+`python -m keras_transformer.export` (or `train.py --export`). A GPT decodes
+with its KV cache (`--no-cache` re-runs the model over the window at every
+step, for comparison). Text longer than the model's context is an error
+unless `--slide` lets the window slide (run directories only: a SavedModel
+always decodes with its cache and never slides).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -54,12 +58,56 @@ def load_run(run_dir):
     return model, tokenizer, context
 
 
+def is_saved_model(path):
+    """Whether `path` is a SavedModel directory (it holds `saved_model.pb`)."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def generate_with_saved_model(path, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+    """Call the `generate` signature of the SavedModel at `path` on one prompt."""
+    import tensorflow as tf
+
+    # SentencePiece ops come from tensorflow_text; only a BPE SavedModel needs them.
+    with contextlib.suppress(ImportError):
+        import tensorflow_text  # noqa: F401
+    from keras_transformer.generation.export import assertion_message
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as error:  # a truncated file, ops of a missing library ...
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserInputError(f"could not load the SavedModel {path} ({first_line[:200]})") from None
+    signature = loaded.signatures.get("generate")
+    if signature is None:
+        raise UserInputError(
+            f"the SavedModel {path} has no 'generate' signature; export a run with "
+            "python -m keras_transformer.export RUN_DIR OUT_DIR"
+        )
+    try:
+        text = signature(
+            prompt=tf.constant([prompt]),
+            max_new_tokens=tf.constant(max_new_tokens, tf.int32),
+            temperature=tf.constant(temperature, tf.float32),
+            top_k=tf.constant(top_k, tf.int32),
+            top_p=tf.constant(top_p, tf.float32),
+            seed=tf.constant(seed, tf.int32),
+        )["text"]
+    except tf.errors.InvalidArgumentError as error:
+        message = assertion_message(error)
+        if message is None:
+            raise
+        raise UserInputError(message) from None
+    return text.numpy()[0].decode("utf-8")
+
+
 def build_parser():
     parser = ArgumentParser(
         prog="python -m keras_transformer.generate",
-        description="Generate text from a trained run directory.",
+        description="Generate text from a trained run directory or an exported SavedModel.",
     )
-    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory of train.py")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="a run directory of train.py, or a SavedModel of "
+                        "python -m keras_transformer.export")
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
@@ -79,6 +127,18 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.max_new_tokens < 0:
             raise UserInputError("--max-new-tokens must be >= 0")
+        if is_saved_model(args.model):
+            if args.slide or not args.cache:
+                raise UserInputError(
+                    "--slide and --no-cache work with run directories; a SavedModel decodes "
+                    "with its KV cache within the model's context"
+                )
+            text = generate_with_saved_model(
+                args.model, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                args.top_p, args.seed,
+            )
+            sys.stdout.write(text + "\n")
+            return 0
         from keras_transformer.generation import generate
 
         model, tokenizer, context = load_run(args.model)

@@ -9,6 +9,7 @@
     python train.py --arch gpt --num-layers 6 --d-model 192 --epochs 5 --out runs/big
     python train.py --arch gpt --tokenizer bpe --vocab-size 4096
     python train.py --arch gpt --tokenizer bpe --dataset wikitext2 --data DIR
+    python train.py --arch gpt --export             # and a SavedModel in RUN_DIR/saved_model
 """
 
 import argparse
@@ -102,6 +103,12 @@ def build_parser():
                         help="seq2seq: held-out pairs scored by exact match")
     parser.add_argument("--beam-width", type=int, default=defaults.beam_width)
     parser.add_argument("--val-batches", type=int, default=defaults.val_batches, help="bert only")
+    parser.add_argument("--export", action="store_true",
+                        help="gpt only: after training, export a SavedModel with 'generate' and "
+                        "'logits' signatures (python -m keras_transformer.export does it later)")
+    parser.add_argument("--export-dir", metavar="DIR",
+                        help="where --export writes the SavedModel (default RUN_DIR/saved_model; "
+                        "implies --export)")
     _config_flags(parser)
     return parser
 
@@ -177,13 +184,42 @@ def _summary(metrics):
     return line + f", {metrics['tokens_per_sec']:,.0f} tokens/s, {metrics['seconds']:.0f} s -> {metrics['out']}"
 
 
+def _export_dir(args, settings):
+    """The SavedModel directory of `--export`/`--export-dir` (`None`: no export).
+
+    Checked before training, so a wrong arch or a taken directory stops the
+    command before anything is written.
+    """
+    if not (args.export or args.export_dir):
+        return None
+    import os
+
+    from keras_transformer.errors import UserInputError
+    from keras_transformer.generation.export import check_export_dir
+    from keras_transformer.training.trainer import default_run_dir
+
+    if settings.arch != "gpt":
+        raise UserInputError(f"--export works with --arch gpt, not {settings.arch}")
+    if settings.out is None:  # fix the run directory now: the export goes inside it
+        settings.out = default_run_dir(settings.arch)
+    export_dir = args.export_dir or os.path.join(settings.out, "saved_model")
+    check_export_dir(export_dir)
+    return export_dir
+
+
 def main(argv=None):
     def body():
         args = build_parser().parse_args(argv)
         settings = settings_from_args(args)
+        export_dir = _export_dir(args, settings)
         from keras_transformer.training.trainer import train
 
         metrics = train(settings)
+        if export_dir:
+            from keras_transformer.cli.export import export_run
+
+            export_run(metrics["out"], export_dir)
+            print(f"Exported a SavedModel (signatures: generate, logits) to {export_dir}")
         print(_summary(metrics))
         return 0
 

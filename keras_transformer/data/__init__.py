@@ -2,6 +2,7 @@
 
 from keras_transformer.data.bpe import SentencePieceTokenizer
 from keras_transformer.data.cleaning import clean_text
+from keras_transformer.data.graph_tokenizers import graph_tokenizer
 from keras_transformer.data.pipelines import (
     lm_eval_dataset,
     lm_train_dataset,
@@ -17,6 +18,7 @@ __all__ = [
     "CharTokenizer",
     "SentencePieceTokenizer",
     "clean_text",
+    "graph_tokenizer",
     "lm_eval_dataset",
     "lm_train_dataset",
     "load_text",

@@ -53,6 +53,10 @@ class Decoder:
     The sampling settings (temperature, top-k, top-p, seed) are tensors, so
     a loop is traced once per batch size, prompt length and number of new
     tokens.
+
+    `cached_loop` is `decode_left_padded` compiled as the decoder compiles
+    (XLA by default); the exported SavedModel calls it from its own graph,
+    so its sampled tokens are the ones this class draws.
     """
 
     def __init__(self, model, context=None, pad_id=0, jit_compile=True, use_cache=None,
@@ -67,7 +71,7 @@ class Decoder:
         if self.use_cache:
             self.context = min(self.context, context_length(model))
         self.slide = slide
-        self._cached_loop = tf.function(self._cached, jit_compile=jit_compile)
+        self.cached_loop = tf.function(self.decode_left_padded, jit_compile=jit_compile)
         self._uncached_loop = tf.function(self._uncached, jit_compile=jit_compile)
 
     def _sample(self, logits, settings, step):
@@ -78,10 +82,18 @@ class Decoder:
             logits = logits + banned[None, :]
         return sample_next(logits, temperature, top_k, top_p, tf.stack([seed, step]))
 
-    def _cached(self, ids, padding, num_new, temperature, top_k, top_p, seed):
-        """`num_new` tokens after left-padded prompts `ids` (`padding[b]` pads in row b)."""
+    def decode_left_padded(self, ids, padding, num_new, temperature, top_k, top_p, seed):
+        """The KV-cached loop: `num_new` (>= 1) ids after left-padded prompts.
+
+        Graph code, called inside a `tf.function`: `ids` is int32 `[batch,
+        prompt_len]` with `padding[b]` padding ids at the start of row b,
+        and the batch size, prompt length and `num_new` may all be unknown
+        until run time (the exported SavedModel traces it that way). The
+        cache has `prompt_len + num_new - 1` slots, so that sum must not
+        exceed the model's context. Returns int32 `[batch, num_new]`.
+        """
         settings = (temperature, top_k, top_p, seed)
-        batch, prompt_len = ids.shape
+        batch, prompt_len = tf.shape(ids)[0], tf.shape(ids)[1]
         slots = prompt_len + num_new - 1
         slot = tf.range(slots)
         real = slot[None, :] >= padding[:, None]  # [batch, slots]: not a padding slot
@@ -107,7 +119,8 @@ class Decoder:
         _, last, _, out = tf.while_loop(
             lambda t, *_: t < num_new - 1, step, (tf.constant(0), logits[:, -1], cache, out)
         )
-        out = out.write(num_new - 1, self._sample(last, settings, tf.constant(num_new - 1)))
+        last_step = tf.convert_to_tensor(num_new - 1, tf.int32)
+        out = out.write(num_new - 1, self._sample(last, settings, last_step))
         return tf.transpose(out.stack())
 
     def _uncached(self, buffer, lengths, num_new, window, first_step, temperature, top_k,
@@ -183,7 +196,7 @@ class Decoder:
         padding = np.array([longest - len(r) for r in rows], dtype=np.int32)
         for i, row in enumerate(rows):
             ids[i, padding[i]:] = row
-        new = self._cached_loop(ids, padding, cached_steps, *settings).numpy()
+        new = self.cached_loop(ids, padding, cached_steps, *settings).numpy()
         if cached_steps < max_new_tokens:  # the cache is full: slide the window from here
             grown = [np.concatenate([r, n]) for r, n in zip(rows, new, strict=True)]
             more = self._run_uncached(grown, max_new_tokens - cached_steps, cached_steps, settings)
