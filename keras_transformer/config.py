@@ -215,6 +215,6 @@ PRESETS = {
         vocab_size=32128, max_len=512, num_layers=6, num_decoder_layers=6, d_model=512,
         num_heads=8, d_ff=2048, dropout=0.1, position="sinusoidal", norm_first=True,
         activation="relu", tie_embeddings=True, share_embeddings=True, use_bias=False,
-        layer_norm_epsilon=1e-6,
+        layer_norm_epsilon=1e-6, norm="rms",
     ),
 }

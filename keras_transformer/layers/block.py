@@ -55,6 +55,11 @@ class TransformerBlock(keras.layers.Layer):
         positions, cache, cache_index, attention_mask: KV-cached decoding
             of a causal block (see `CausalSelfAttention`); with a `cache` the
             call returns `(outputs, new_cache)`.
+        return_attention_scores: also return the attention weights, as
+            `(outputs, scores)` with `scores["self_attention"]`
+            `[batch, heads, time, time]` and, with cross-attention,
+            `scores["cross_attention"]` `[batch, heads, time, source_time]`
+            (what the notebooks draw; not with a cache or chunked attention).
 
     Example:
 
@@ -161,15 +166,26 @@ class TransformerBlock(keras.layers.Layer):
         cache=None,
         cache_index=None,
         attention_mask=None,
+        return_attention_scores=False,
     ):
         padding_mask = mask if padding_mask is None else padding_mask
+        if return_attention_scores and cache is not None:
+            raise ValueError("a cached call cannot return attention scores")
         new_cache = []
+        scores = {}
+
+        def keep_scores(name, result):
+            if not return_attention_scores:
+                return result
+            output, scores[name] = result
+            return output
 
         def self_attention(h):
             if cache is None:
-                return self.self_attention(
-                    h, padding_mask=padding_mask, positions=positions, training=training
-                )
+                return keep_scores("self_attention", self.self_attention(
+                    h, padding_mask=padding_mask, positions=positions, training=training,
+                    return_attention_scores=return_attention_scores,
+                ))
             out, updated = self.self_attention(
                 h,
                 positions=positions,
@@ -190,9 +206,10 @@ class TransformerBlock(keras.layers.Layer):
             x = self._residual(
                 x,
                 self.cross_attention_norm,
-                lambda h: self.cross_attention_layer(
-                    h, context=context, context_mask=context_mask, training=training
-                ),
+                lambda h: keep_scores("cross_attention", self.cross_attention_layer(
+                    h, context=context, context_mask=context_mask, training=training,
+                    return_attention_scores=return_attention_scores,
+                )),
                 dropout=True,
                 training=training,
             )
@@ -204,6 +221,8 @@ class TransformerBlock(keras.layers.Layer):
             dropout=False,
             training=training,
         )
+        if return_attention_scores:
+            return x, scores
         return x if cache is None else (x, new_cache[0])
 
     def compute_output_shape(self, input_shape, *args, **kwargs):

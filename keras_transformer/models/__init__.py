@@ -1,5 +1,6 @@
 """Functional Keras models built from `keras_transformer.layers`."""
 
+from keras_transformer.models.attention_maps import gpt_attention_maps, seq2seq_cross_attention_maps
 from keras_transformer.models.bert import backbone_params, build_bert
 from keras_transformer.models.charrnn import build_charrnn
 from keras_transformer.models.gpt import build_gpt, call_with_cache, init_cache, supports_cache
@@ -12,6 +13,8 @@ __all__ = [
     "build_gpt",
     "build_seq2seq",
     "call_with_cache",
+    "gpt_attention_maps",
     "init_cache",
+    "seq2seq_cross_attention_maps",
     "supports_cache",
 ]

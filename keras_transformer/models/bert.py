@@ -11,6 +11,7 @@ from keras_transformer.layers import (
     Pooler,
     PositionalEmbedding,
     TransformerBlock,
+    make_norm,
 )
 from keras_transformer.models.blocks import block_args
 
@@ -70,7 +71,7 @@ def build_bert(config: TransformerConfig, name="bert") -> keras.Model:
             name=f"block_{index}",
         )(x, padding_mask=padding_mask)
     if config.norm_first:
-        x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="final_norm")(x)
+        x = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")(x)
     pooled = Pooler(config.d_model, name="pooler")(x)
 
     # Masked-LM head: transform, normalise, project with the input embedding.

@@ -12,4 +12,5 @@ def block_args(config):
         activation=config.activation,
         use_bias=config.use_bias,
         layer_norm_epsilon=config.layer_norm_epsilon,
+        norm=config.norm,
     )

@@ -46,7 +46,6 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
             causal=True,
             num_kv_heads=config.num_kv_heads,
             rotary=config.position == "rope",
-            norm=config.norm,
             attention=config.attention,
             attention_block_size=config.attention_block_size,
             name=f"block_{index}",

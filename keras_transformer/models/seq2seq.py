@@ -9,18 +9,18 @@ embedding that is also the output projection), but two parts differ from T5:
   logits (32 buckets x 8 heads, in the first block of each stack: 2 x 256 =
   512 parameters); here the fixed sinusoidal table is added to the embeddings
   (0 parameters);
-- normalisation: T5 uses RMSNorm (a scale only, 512 parameters); here
-  `LayerNormalization` has a scale and an offset (1,024 parameters). There are
-  32 norms (encoder 6 x 2 + 1 final, decoder 6 x 3 + 1 final): +16,384.
+- normalisation is T5's: RMSNorm (`norm="rms"`, a scale only), in all 32
+  norms (encoder 6 x 2 + 1 final, decoder 6 x 3 + 1 final).
 
-So the preset counts 60,506,624 - 512 + 16,384 = 60,522,496 parameters against
-T5-small's published 60,506,624.
+So the preset counts 60,506,624 - 512 = 60,506,112 parameters against
+T5-small's published 60,506,624: the difference is exactly the relative
+position bias table.
 """
 
 import keras
 
 from keras_transformer.config import TransformerConfig
-from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock
+from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock, make_norm
 from keras_transformer.models.blocks import block_args
 
 T5_SMALL_PUBLISHED_PARAMS = 60_506_624
@@ -82,7 +82,7 @@ def build_seq2seq(config: TransformerConfig, name="seq2seq") -> keras.Model:
     for index in range(config.num_layers):
         x = _block(config, f"encoder_block_{index}", decoder=False)(x, padding_mask=source_mask)
     if config.norm_first:
-        x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="encoder_norm")(x)
+        x = make_norm(config.norm, config.layer_norm_epsilon, name="encoder_norm")(x)
 
     y = keras.layers.Dropout(config.dropout, name="target_dropout")(target_embedding(target_ids))
     for index in range(config.num_decoder_layers):
@@ -90,7 +90,7 @@ def build_seq2seq(config: TransformerConfig, name="seq2seq") -> keras.Model:
             y, padding_mask=target_mask, context=x, context_mask=source_mask
         )
     if config.norm_first:
-        y = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="decoder_norm")(y)
+        y = make_norm(config.norm, config.layer_norm_epsilon, name="decoder_norm")(y)
     if config.tie_embeddings:
         logits = target_embedding(y, reverse=True)
     else:

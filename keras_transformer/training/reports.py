@@ -34,14 +34,16 @@ def read_history(path):
 
 
 def plot_history(history, path, title):
-    """Train and validation loss per epoch, saved as a PNG."""
-    import matplotlib
+    """Train and validation loss per epoch, saved as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on a standalone `Figure` (not `pyplot`), so it works without a
+    display and leaves a notebook's plotting backend alone.
+    """
+    from matplotlib.figure import Figure
 
     epochs = [int(row["epoch"]) + 1 for row in history]
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axis = figure.subplots()
     axis.plot(epochs, [row["loss"] for row in history], marker="o", label="train")
     if all("val_loss" in row for row in history):
         axis.plot(epochs, [row["val_loss"] for row in history], marker="o", label="validation")
@@ -52,7 +54,6 @@ def plot_history(history, path, title):
     axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def bits_per_token(loss_nats):
