@@ -1,13 +1,11 @@
 """The SavedModel export: generation in plain TensorFlow equals the library's.
 
 A small GPT is trained for a few steps with a character tokenizer and with a
-SentencePiece BPE tokenizer (a stand-in with the interface of the project's
-BPE tokenizer: `kind`, `vocab_size`, `encode`, `decode`, `proto`), exported,
+SentencePiece BPE tokenizer (`keras_transformer.data.SentencePieceTokenizer`), exported,
 and loaded in a fresh Python process that imports only `tensorflow` and
 `tensorflow_text`.
 """
 
-import io
 import json
 import os
 import subprocess
@@ -16,46 +14,24 @@ import sys
 import keras
 import numpy as np
 import pytest
-import sentencepiece
 import tensorflow as tf
 from conftest import TINY_TRAIN_FLAGS, make_text
 
 from keras_transformer import TransformerConfig, UserInputError, build_charrnn, build_gpt, generate
-from keras_transformer.data import CharTokenizer
+from keras_transformer.data import CharTokenizer, SentencePieceTokenizer
 from keras_transformer.data.graph_tokenizers import graph_tokenizer
 from keras_transformer.generation.export import assertion_message, export_generator
 
 CONTEXT = 32
 
 
-class StandInBPE:
-    """A SentencePiece BPE tokenizer: ids pad 0, unk 1, bos 2, eos 3; no BOS/EOS added."""
-
-    kind = "bpe"
-
-    def __init__(self, text, vocab_size=340):
-        model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(text.splitlines()), model_writer=model, model_type="bpe",
-            byte_fallback=True, vocab_size=vocab_size, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-            minloglevel=2,
-        )
-        self.proto = model.getvalue()
-        self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.proto)
-
-    @property
-    def vocab_size(self):
-        return self._processor.vocab_size()
-
-    def encode(self, text):
-        return np.array(self._processor.encode(text), dtype=np.int32)
-
-    def decode(self, ids):
-        return self._processor.decode([int(i) for i in np.asarray(ids).reshape(-1)])
+def _bpe(text, vocab_size=340):
+    """The project's SentencePiece BPE tokenizer, trained on `text`."""
+    return SentencePieceTokenizer.from_text(text, vocab_size=vocab_size)
 
 
 def _make_tokenizer(kind, text):
-    return CharTokenizer.from_text(text) if kind == "char" else StandInBPE(text)
+    return CharTokenizer.from_text(text) if kind == "char" else _bpe(text)
 
 
 def _train_tiny_gpt(tokenizer, text, steps=150, batch=16):
@@ -186,19 +162,24 @@ def test_graph_tokenizers_agree_with_the_python_ones():
     ids = np.array([[0, 0, *char.encode("thou art"), char.special_id("[MASK]")]], np.int32)
     assert twin.decode(tf.constant(ids)).numpy()[0].decode() == char.decode(ids)
     assert twin.encode(tf.constant(["the king"])).to_list() == [char.encode("the king").tolist()]
-    bpe = StandInBPE(text)
+    bpe = _bpe(text)
     twin = graph_tokenizer(bpe)
     for sample in ["ROMEO: thou art the king", "naïve café ∑"]:  # byte fallback too
         assert twin.encode(tf.constant([sample])).to_list() == [bpe.encode(sample).tolist()]
         ids = bpe.encode(sample)
         assert twin.decode(tf.constant(ids[None, :])).numpy()[0].decode() == bpe.decode(ids)
 
-    class Broken(StandInBPE):  # adds BOS, as the graph twin does not
+    class Broken:  # adds BOS, as the graph twin does not
+        kind, proto, vocab_size = bpe.kind, bpe.proto, bpe.vocab_size
+
         def encode(self, text):
-            return np.concatenate([[2], super().encode(text)]).astype(np.int32)
+            return np.concatenate([[2], bpe.encode(text)]).astype(np.int32)
+
+        def decode(self, ids):
+            return bpe.decode(ids)
 
     with pytest.raises(UserInputError, match="disagrees"):
-        graph_tokenizer(Broken(text))
+        graph_tokenizer(Broken())
 
 
 def test_export_rejects_models_it_cannot_export_and_never_leaves_a_partial_dir(tmp_path):
