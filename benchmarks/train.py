@@ -1,12 +1,13 @@
 """Training throughput: our GPT train step vs keras-hub's GPT2 at the same sizes.
 
-    python benchmarks/train.py [--json FILE] [--steps 30] [--batches 12,64]
+    python benchmarks/train.py [--json FILE] [--steps 30] [--repeats 3] [--batches 12,64]
 
-For every (batch, XLA on/off, float32/mixed_bfloat16) setting it trains both
-models with `model.fit` on random tokens, interleaved in one process (these
+For every (batch, XLA on/off, float32/mixed_bfloat16) setting it compiles both
+models (with `train.py`'s optimizer), then trains them with `model.fit` on
+random tokens, their fits interleaved `--repeats` times in one process (these
 machines drift by up to 30 % between runs), and times the steady-state steps
-inside a callback (the first `--warmup` steps, which include tracing and
-compilation, are not timed). MFU is the model's FLOPs per second over the
+inside a callback (the first `--warmup` steps of each fit, which include
+tracing and compilation, are not timed); a row shows the median. MFU is the model's FLOPs per second over the
 float32 matmul peak measured in the same run.
 
 Prints a table and writes `{"results": [...], "matmul_gflops": G}`.
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_transformer import TransformerConfig, build_gpt  # noqa: E402
+from keras_transformer.training.schedules import make_optimizer  # noqa: E402
 
 
 def matmul_peak_gflops(size=2048, repeats=20):
@@ -94,37 +96,60 @@ def flops_per_token(config, params, seq_len):
     return 6 * matmul_params + attention
 
 
-def measure(impl, config, batch, seq_len, jit, mixed, steps, warmup):
+def compiled(impl, config, jit, mixed, total_steps):
+    """`(model, to_inputs)`: one implementation, compiled as `train.py` compiles ours."""
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed else "float32")
     keras.utils.set_random_seed(0)
     try:
         model, to_inputs = (build_ours if impl == "ours" else build_keras_hub)(config)
+        # train.py's optimizer for both: AdamW, warmup + cosine, global-norm clipping.
         model.compile(
-            optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.1, global_clipnorm=1.0),
+            optimizer=make_optimizer(2e-3, total_steps, warmup_steps=10),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=jit,
         )
-        rng = np.random.default_rng(0)
-        ids = rng.integers(1, config.vocab_size, size=(batch * (steps + warmup), seq_len + 1))
-        ids = ids.astype("int32")
-        timer = StepTimer(warmup)
-        model.fit(to_inputs(ids[:, :-1]), ids[:, 1:], batch_size=batch, epochs=1, verbose=0,
-                  shuffle=False, callbacks=[timer])
-        params = model.count_params()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    tokens_per_sec = steps * batch * seq_len / timer.seconds
-    return tokens_per_sec, flops_per_token(config, params, seq_len) * tokens_per_sec
+    return model, to_inputs
+
+
+def timed_fit(model, to_inputs, ids, batch, warmup):
+    """Seconds of the steps after the first `warmup` of one `fit` over `ids`."""
+    timer = StepTimer(warmup)
+    model.fit(to_inputs(ids[:, :-1]), ids[:, 1:], batch_size=batch, epochs=1, verbose=0,
+              shuffle=False, callbacks=[timer])
+    return timer.seconds
+
+
+def measure_row(impls, config, batch, seq_len, jit, mixed, steps, warmup, repeats):
+    """Median tokens/s of each implementation, their `fit`s interleaved `repeats` times."""
+    models = {impl: compiled(impl, config, jit, mixed, (steps + warmup) * repeats)
+              for impl in impls}
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, config.vocab_size, size=(batch * (steps + warmup), seq_len + 1))
+    ids = ids.astype("int32")
+    speeds = {impl: [] for impl in impls}
+    for _ in range(repeats):
+        for impl, (model, to_inputs) in models.items():
+            seconds = timed_fit(model, to_inputs, ids, batch, warmup)
+            speeds[impl].append(steps * batch * seq_len / seconds)
+    return {impl: (float(np.median(values)), models[impl][0].count_params())
+            for impl, values in speeds.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per row")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per fit")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per fit")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved fits per implementation and row (the median is shown)")
     parser.add_argument("--batches", default="12,64")
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--impls", default="ours,keras_hub")
+    parser.add_argument("--jit", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--mixed", choices=("on", "off", "both"), default="both",
+                        help="mixed_bfloat16 rows (default: float32 and mixed)")
     args = parser.parse_args()
 
     config = TransformerConfig(vocab_size=66, max_len=128, num_layers=4, d_model=128, num_heads=4)
@@ -135,18 +160,18 @@ def main():
     print(header)
     print("-" * len(header))
     for batch in [int(b) for b in args.batches.split(",")]:
-        for jit in (True, False):
-            for mixed in (False, True):
-                for impl in args.impls.split(","):
-                    tokens_per_sec, flops = measure(
-                        impl, config, batch, args.seq_len, jit, mixed, args.steps, args.warmup
-                    )
-                    row = {"impl": impl, "jit": jit, "mixed_precision": mixed, "batch": batch,
-                           "seq_len": args.seq_len, "tokens_per_sec": round(tokens_per_sec, 1),
-                           "mfu": round(flops / (peak * 1e9), 4)}
-                    results.append(row)
+        for jit in {"on": [True], "off": [False], "both": [True, False]}[args.jit]:
+            for mixed in {"on": [True], "off": [False], "both": [False, True]}[args.mixed]:
+                row = measure_row(args.impls.split(","), config, batch, args.seq_len, jit, mixed,
+                                  args.steps, args.warmup, args.repeats)
+                for impl, (tokens_per_sec, params) in row.items():
+                    flops = flops_per_token(config, params, args.seq_len) * tokens_per_sec
+                    result = {"impl": impl, "jit": jit, "mixed_precision": mixed, "batch": batch,
+                              "seq_len": args.seq_len, "tokens_per_sec": round(tokens_per_sec, 1),
+                              "mfu": round(flops / (peak * 1e9), 4)}
+                    results.append(result)
                     print(f"{impl:<10} {batch:>5} {args.seq_len:>4} {str(jit):>5} {str(mixed):>6} "
-                          f"{tokens_per_sec:>10,.0f} {row['mfu']:>6.1%}", flush=True)
+                          f"{tokens_per_sec:>10,.0f} {result['mfu']:>6.1%}", flush=True)
     report = {"results": results, "matmul_gflops": round(peak, 1)}
     if args.json:
         with open(args.json, "w") as handle:

@@ -64,6 +64,10 @@ class TransformerConfig:
             linearly with the sequence length. It has no attention dropout,
             so it needs `dropout=0`.
         attention_block_size: key block length of `attention="chunked"`.
+        recompute: gradient checkpointing of every block in training
+            (`TransformerBlock(recompute=True)`, `tf.recompute_grad`): less
+            activation memory for one more forward pass; outputs and
+            gradients are unchanged.
         num_segments: segment ("token type") embeddings added to the token
             embeddings, BERT's sentence A / sentence B; 0 means none (GPT).
         num_decoder_layers: decoder blocks of an encoder-decoder model
@@ -92,6 +96,7 @@ class TransformerConfig:
     norm: str = "layer"
     attention: str = "standard"
     attention_block_size: int = 128
+    recompute: bool = False
 
     def __post_init__(self):
         if self.d_ff is None:

@@ -17,6 +17,7 @@ import dataclasses
 
 from keras_transformer.cli.common import ArgumentParser, run
 from keras_transformer.config import CHOICES, PRESETS, TransformerConfig
+from keras_transformer.training.distribute import STRATEGIES
 
 ARCH_CHOICES = ("gpt", "charrnn", "bert", "seq2seq")
 
@@ -91,6 +92,19 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=defaults.jit,
                         help="compile the train step with XLA (default on; --no-jit to disable)")
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                        default=defaults.mixed_precision,
+                        help="train under mixed_bfloat16 (CPU, TPU) or mixed_float16 with loss "
+                        "scaling (GPU); variables, softmax, norms and the loss stay float32 "
+                        "(default off)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy,
+                        help="tf.distribute strategy: default (one device), mirrored (every GPU "
+                        "here, or the --cpu-devices), multiworker (MultiWorkerMirroredStrategy, "
+                        "cluster from TF_CONFIG; needs --out), tpu (TPUStrategy). --batch-size is "
+                        "per replica (default default)")
+    parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                        help="split the CPU into N logical devices (try --strategy mirrored "
+                        "without GPUs)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     parser.add_argument("--rnn-units", type=int, default=defaults.rnn_units, help="char-RNN only")
     parser.add_argument("--rnn-layers", type=int, default=defaults.rnn_layers, help="char-RNN only")
@@ -143,6 +157,9 @@ def settings_from_args(args):
         clean=args.clean,
         out=args.out,
         jit=args.jit,
+        mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
+        cpu_devices=args.cpu_devices,
         verbose=args.verbose,
         rnn_units=args.rnn_units,
         rnn_layers=args.rnn_layers,
@@ -215,6 +232,10 @@ def main(argv=None):
         from keras_transformer.training.trainer import train
 
         metrics = train(settings)
+        if not metrics["chief"]:
+            print(f"Finished: worker done, val_loss {metrics['val_loss']:.4f}; the chief "
+                  f"wrote {metrics['out']}")
+            return 0
         if export_dir:
             from keras_transformer.cli.export import export_run
 

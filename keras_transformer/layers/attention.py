@@ -161,19 +161,43 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         )
         self.built = True
 
+    def _project(self, query, value, key):
+        """Queries `[b, t, heads, d]`, keys and values `[b, s, kv_heads, d]`.
+
+        In self-attention the three projections read the same input, so they
+        run as one matmul against the three kernels side by side (one large
+        matmul is faster than three small ones); the weights are still the
+        parent's `query`, `key` and `value` layers.
+        """
+        if not (query is value and value is key and self._key_dim == self._value_dim):
+            return self._query_dense(query), self._key_dense(key), self._value_dense(value)
+        layers = (self._query_dense, self._key_dense, self._value_dense)
+        kernel = ops.concatenate([ops.cast(layer.kernel, query.dtype) for layer in layers], axis=1)
+        qkv = ops.einsum("btc,cnd->btnd", query, kernel)
+        if self._use_bias:
+            qkv = qkv + ops.concatenate([ops.cast(layer.bias, query.dtype) for layer in layers],
+                                        axis=0)
+        heads, kv_heads = self._num_heads, self.num_kv_heads
+        return ops.split(qkv, [heads, heads + kv_heads], axis=2)
+
     def _grouped_attention(self, query, key, value, attention_mask, training):
         """Standard attention; query head `h` uses kv head `h // (num_heads // num_kv_heads)`."""
         batch, time = ops.shape(query)[0], ops.shape(query)[1]
         source = ops.shape(key)[1]
         groups = self._num_heads // self.num_kv_heads
-        grouped = ops.reshape(query, (batch, time, self.num_kv_heads, groups, self._key_dim))
-        scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
-        scores = ops.reshape(scores, (batch, self._num_heads, time, source))
+        if groups == 1:  # multi-head attention: one kv head per query head
+            scores = ops.einsum("btnd,bsnd->bnts", query, key)
+        else:
+            grouped = ops.reshape(query, (batch, time, self.num_kv_heads, groups, self._key_dim))
+            scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
+            scores = ops.reshape(scores, (batch, self._num_heads, time, source))
         scores = ops.cast(scores, "float32")
         if attention_mask is not None:
             scores = ops.where(attention_mask[:, None], scores, MASKED_SCORE)
         probabilities = ops.softmax(scores, axis=-1)
         dropped = self._dropout_layer(ops.cast(probabilities, query.dtype), training=training)
+        if groups == 1:
+            return ops.einsum("bnts,bsnd->btnd", dropped, value), probabilities
         dropped = ops.reshape(dropped, (batch, self.num_kv_heads, groups, time, source))
         output = ops.einsum("bkgts,bskd->btkgd", dropped, value)
         output = ops.reshape(output, (batch, time, self._num_heads, self._value_dim))
@@ -195,9 +219,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
     ):
         value = query if value is None else value
         key = value if key is None else key
-        q = self._query_dense(query)
-        k = self._key_dense(key)
-        v = self._value_dense(value)
+        q, k, v = self._project(query, value, key)
         if self.rotary:
             q = self._rotary_layer(q, positions=positions)
             k = self._rotary_layer(k, positions=positions)

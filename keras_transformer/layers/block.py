@@ -44,6 +44,12 @@ class TransformerBlock(keras.layers.Layer):
         norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
         attention: `"standard"` or `"chunked"` (memory-efficient, exact).
         attention_block_size: key block length of chunked attention.
+        recompute: gradient checkpointing: in training, keep only the
+            block's inputs for the backward pass and recompute everything
+            inside the block there (`keras.remat`, i.e. `tf.recompute_grad`
+            on TensorFlow). Outputs and gradients are unchanged; activation
+            memory drops from all blocks' to one block's at the price of a
+            second forward pass.
 
     Call arguments:
         inputs: `[batch, time, d_model]`.
@@ -85,6 +91,7 @@ class TransformerBlock(keras.layers.Layer):
         norm="layer",
         attention="standard",
         attention_block_size=128,
+        recompute=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -103,6 +110,7 @@ class TransformerBlock(keras.layers.Layer):
         self.norm = norm
         self.attention = attention
         self.attention_block_size = attention_block_size
+        self.recompute = recompute
         self.supports_masking = True
 
     def _norm(self, name, input_shape):
@@ -169,6 +177,40 @@ class TransformerBlock(keras.layers.Layer):
         return_attention_scores=False,
     ):
         padding_mask = mask if padding_mask is None else padding_mask
+        if self.recompute and training and cache is None and not return_attention_scores:
+            return self._recomputed(inputs, padding_mask, context, context_mask, positions)
+        return self._forward(
+            inputs, padding_mask, context, context_mask, training, positions, cache,
+            cache_index, attention_mask, return_attention_scores,
+        )
+
+    def _recomputed(self, inputs, padding_mask, context, context_mask, positions):
+        """The training forward pass under `keras.remat`: its inner activations are
+        not kept but recomputed when the gradient is taken."""
+        names = ("padding_mask", "context", "context_mask", "positions")
+        given = {name: value for name, value in zip(names, (padding_mask, context, context_mask,
+                                                             positions), strict=True)
+                 if value is not None}
+
+        def forward(x, *tensors):
+            return self._forward(x, training=True, **dict(zip(given, tensors, strict=True)))
+
+        return keras.remat(forward)(inputs, *given.values())
+
+    def _forward(
+        self,
+        inputs,
+        padding_mask=None,
+        context=None,
+        context_mask=None,
+        training=None,
+        positions=None,
+        cache=None,
+        cache_index=None,
+        attention_mask=None,
+        return_attention_scores=False,
+    ):
+        """The block itself: residual sub-layers in the order `norm_first` says."""
         if return_attention_scores and cache is not None:
             raise ValueError("a cached call cannot return attention scores")
         new_cache = []
@@ -246,5 +288,6 @@ class TransformerBlock(keras.layers.Layer):
             norm=self.norm,
             attention=self.attention,
             attention_block_size=self.attention_block_size,
+            recompute=self.recompute,
         )
         return config

@@ -13,4 +13,5 @@ def block_args(config):
         use_bias=config.use_bias,
         layer_norm_epsilon=config.layer_norm_epsilon,
         norm=config.norm,
+        recompute=config.recompute,
     )

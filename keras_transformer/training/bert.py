@@ -82,11 +82,11 @@ def bert_job(settings):
     if tokenizer.kind == "bpe":
         resample = sampled_ids(lambda: tokenizer.tf_tokenizer(sampling=True), corpus.train_text)
     train_data = mlm_train_dataset(
-        train_ids, tokenizer, settings.seq_len, settings.batch_size, settings.seed,
+        train_ids, tokenizer, settings.seq_len, settings.global_batch_size, settings.seed,
         resample=resample, steps_per_sample=steps_per_epoch,
     )
     val_data = mlm_eval_dataset(
-        val_ids, tokenizer, settings.seq_len, settings.batch_size, settings.val_batches,
+        val_ids, tokenizer, settings.seq_len, settings.global_batch_size, settings.val_batches,
         settings.seed,
     )
     most_frequent = int(np.bincount(train_ids).argmax())
@@ -104,10 +104,10 @@ def bert_job(settings):
         val_data=val_data,
         steps_per_epoch=steps_per_epoch,
         loss={"mlm": loss, "nsp": loss},
-        tokens_per_step=settings.batch_size * settings.seq_len,
+        tokens_per_step=settings.global_batch_size * settings.seq_len,
         context=settings.seq_len,
         describe=f"{len(train_ids):,} training tokens ({tokenizer.kind}), {steps_per_epoch} steps of "
-        f"{settings.batch_size} pairs x {settings.seq_len} tokens per epoch",
+        f"{settings.global_batch_size} pairs x {settings.seq_len} tokens per epoch",
         finish=finish,
         data_name=corpus.name,
     )

@@ -73,15 +73,15 @@ def lm_job(settings):
     settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
     train_ids = tokenizer.encode(corpus.train_text)
     val_ids = tokenizer.encode(corpus.val_text)
-    passes = steps_per_pass(len(train_ids), settings.seq_len, settings.batch_size)
+    passes = steps_per_pass(len(train_ids), settings.seq_len, settings.global_batch_size)
     steps_per_epoch = settings.steps_per_epoch or passes
     resample = None
     if tokenizer.kind == "bpe":
         resample = sampled_ids(lambda: tokenizer.tf_tokenizer(sampling=True), corpus.train_text)
     train_data = lm_train_dataset(
-        train_ids, settings.seq_len, settings.batch_size, settings.seed, resample=resample
+        train_ids, settings.seq_len, settings.global_batch_size, settings.seed, resample=resample
     )
-    val_data = lm_eval_dataset(val_ids, settings.seq_len, settings.batch_size)
+    val_data = lm_eval_dataset(val_ids, settings.seq_len, settings.global_batch_size)
     val_tokens, val_text = evaluated_text(tokenizer, val_ids, settings.seq_len)
 
     def build_model():
@@ -120,11 +120,11 @@ def lm_job(settings):
         val_data=val_data,
         steps_per_epoch=steps_per_epoch,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        tokens_per_step=settings.batch_size * settings.seq_len,
+        tokens_per_step=settings.global_batch_size * settings.seq_len,
         context=context,
         describe=f"{len(train_ids):,} training tokens ({tokenizer.kind}, vocabulary "
         f"{tokenizer.vocab_size:,}{sampling}), {steps_per_epoch} steps of "
-        f"{settings.batch_size}x{settings.seq_len} per epoch",
+        f"{settings.global_batch_size}x{settings.seq_len} per epoch",
         finish=finish,
         data_name=corpus.name,
     )

@@ -1,6 +1,7 @@
 """The optimizer recipe: AdamW, linear warmup then cosine decay, gradient clipping."""
 
 import keras
+import tensorflow as tf
 
 
 def warmup_cosine(peak_learning_rate, total_steps, warmup_steps, final_fraction=0.1):
@@ -21,6 +22,31 @@ def warmup_cosine(peak_learning_rate, total_steps, warmup_steps, final_fraction=
     )
 
 
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class AdamW(keras.optimizers.AdamW):
+    """Keras' `AdamW` whose global-norm clipping sees the whole batch's gradient.
+
+    Keras clips the gradients before it all-reduces them across replicas, so
+    under a `tf.distribute` strategy with `n` replicas each replica would clip
+    its own share, and the norm that is compared with `global_clipnorm` would
+    be the wrong one (roughly `1/n` of the real one). Here a replica first
+    sums the gradients of all replicas to measure the real global norm, and
+    scales its own share by `min(1, global_clipnorm / norm)`: the all-reduce
+    that follows then adds up exactly the clipped gradient of the global
+    batch. On one replica this is Keras' own clipping.
+    """
+
+    def _clip_gradients(self, grads):
+        context = tf.distribute.get_replica_context()
+        if not self.global_clipnorm or context is None or context.num_replicas_in_sync == 1:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+        norm = tf.linalg.global_norm(total)
+        scale = tf.minimum(1.0, self.global_clipnorm / tf.maximum(norm, 1e-12))
+        return [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
+
+
 def make_optimizer(
     learning_rate,
     total_steps,
@@ -34,7 +60,7 @@ def make_optimizer(
     Weight decay applies to the matrices only: biases, normalisation scales and
     offsets are excluded, as in GPT-2 and nanoGPT.
     """
-    optimizer = keras.optimizers.AdamW(
+    optimizer = AdamW(
         learning_rate=warmup_cosine(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
         beta_2=beta_2,

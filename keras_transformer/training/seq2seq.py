@@ -112,15 +112,15 @@ def seq2seq_job(settings):
     train_arrays = encode_pairs(train, tokenizer, max_len, "training pair")
     val_arrays = encode_pairs(val, tokenizer, max_len, "validation pair")
     test_arrays = val_arrays if test is val else encode_pairs(test, tokenizer, max_len, "test pair")
-    if len(train) < settings.batch_size:
+    if len(train) < settings.global_batch_size:
         raise UserInputError(
-            f"{len(train)} training pairs: fewer than one batch of {settings.batch_size}; "
+            f"{len(train)} training pairs: fewer than one batch of {settings.global_batch_size}; "
             f"lower --batch-size"
         )
     settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
-    steps_per_epoch = settings.steps_per_epoch or len(train) // settings.batch_size
-    train_data = pairs_dataset(train_arrays, settings.batch_size, settings.seed, repeat=True)
-    val_data = pairs_dataset(val_arrays, settings.batch_size)
+    steps_per_epoch = settings.steps_per_epoch or len(train) // settings.global_batch_size
+    train_data = pairs_dataset(train_arrays, settings.global_batch_size, settings.seed, repeat=True)
+    val_data = pairs_dataset(val_arrays, settings.global_batch_size)
     max_target = min(max_len, max(train_arrays[1].shape[1], test_arrays[1].shape[1]))
 
     def finish(model, val_loss):
@@ -146,10 +146,10 @@ def seq2seq_job(settings):
         val_data=val_data,
         steps_per_epoch=steps_per_epoch,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        tokens_per_step=settings.batch_size * train_arrays[1].shape[1],
+        tokens_per_step=settings.global_batch_size * train_arrays[1].shape[1],
         context=max_len,
         describe=f"task {settings.task}: {len(train):,} training pairs, {len(test):,} "
-        f"evaluation pairs, {steps_per_epoch} steps of {settings.batch_size} per epoch",
+        f"evaluation pairs, {steps_per_epoch} steps of {settings.global_batch_size} per epoch",
         finish=finish,
         data_name=name,
     )

@@ -23,6 +23,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +32,13 @@ import keras
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
+from keras_transformer.training.distribute import (
+    STRATEGIES,
+    ChiefBackupAndRestore,
+    is_chief,
+    make_strategy,
+    precision_policy,
+)
 from keras_transformer.training.reports import plot_history, read_history, write_json_atomic
 from keras_transformer.training.schedules import make_optimizer
 
@@ -73,8 +82,9 @@ class TrainSettings:
             pass over the training text, for `seq2seq` one pass over the
             training pairs.
         steps_per_epoch: batches per epoch (`None`: one pass; `bert`: 200).
-        batch_size, seq_len: each step trains on `batch_size` windows of
-            `seq_len` tokens (`seq_len` is unused by `seq2seq`).
+        batch_size, seq_len: each step trains every replica on `batch_size`
+            windows of `seq_len` tokens (`seq_len` is unused by `seq2seq`); the
+            global batch is `batch_size * replicas`.
         learning_rate, warmup_steps, weight_decay, clipnorm: the AdamW recipe.
         seed: seeds weights, data order, masking, held-out dates, the sample.
         data: a text file (`dataset="shakespeare"`; `None` fetches Tiny
@@ -92,6 +102,16 @@ class TrainSettings:
             `None` means on for `bpe`, off for `char`.
         out: the run directory.
         jit: compile the train step with XLA.
+        mixed_precision: train under `mixed_bfloat16` (CPU, TPU) or
+            `mixed_float16` with loss scaling (GPU); variables, softmax, norms
+            and the loss stay float32 (`distribute.precision_policy`).
+        strategy: `"default"`, `"mirrored"`, `"multiworker"` (cluster from
+            `TF_CONFIG`) or `"tpu"`: the `tf.distribute` strategy whose scope
+            holds the model, optimizer and metrics (`distribute.make_strategy`).
+        cpu_devices: split the CPU into this many logical devices first, so
+            `strategy="mirrored"` can run without GPUs (`None`: don't).
+        replicas: replicas training in sync; set by `train()` from the
+            strategy (the global batch is `batch_size * replicas`).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
             per epoch).
         rnn_units, rnn_layers: size of the char-RNN (`arch="charrnn"`).
@@ -125,6 +145,10 @@ class TrainSettings:
     clean: bool | None = None
     out: str | None = None
     jit: bool = True
+    mixed_precision: bool = False
+    strategy: str = "default"
+    cpu_devices: int | None = None
+    replicas: int = 1
     verbose: int | str = 1
     rnn_units: int = 384
     rnn_layers: int = 1
@@ -154,6 +178,11 @@ class TrainSettings:
         values.update(overrides)
         values.setdefault("model", TransformerConfig.preset(preset))
         return cls(arch=arch, **values)
+
+    @property
+    def global_batch_size(self):
+        """Examples in one training step, over all replicas."""
+        return self.batch_size * self.replicas
 
     def check(self):
         """Raise `UserInputError` for settings that cannot work."""
@@ -187,6 +216,16 @@ class TrainSettings:
             )
         if self.vocab_size is not None and self.vocab_size < 1:
             raise UserInputError(f"vocab_size must be positive, got {self.vocab_size}")
+        if self.strategy not in STRATEGIES:
+            raise UserInputError(
+                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.strategy == "multiworker" and not self.out:
+            raise UserInputError(
+                "--strategy multiworker needs --out: the same run directory on every worker"
+            )
+        if self.cpu_devices is not None and self.cpu_devices < 1:
+            raise UserInputError(f"cpu_devices must be positive, got {self.cpu_devices}")
         if self.dataset != "wikitext2" and (self.train_split or self.eval_split):
             raise UserInputError("--train-split and --eval-split are for --dataset wikitext2")
         if self.dataset == "wikitext2" and (
@@ -245,15 +284,40 @@ def _prepare_run_dir(out, settings):
 def train(settings: TrainSettings):
     """Train the model `settings` describe and fill its run directory.
 
-    Returns the metrics dict that is also written to `metrics.json`.
+    The strategy (`settings.strategy`) is made first, before any other
+    TensorFlow work; the model, optimizer and metrics are created in its
+    scope. With several workers every worker runs every step (training,
+    evaluation, the sample), but only the chief writes the run directory:
+    the others write into a scratch directory that is deleted at the end.
+
+    Returns the metrics dict that is also written to `metrics.json` (plus
+    `out`, and `chief`: whether this process wrote it).
     """
     started = time.time()
     settings.check()
-    # Everything a user can get wrong fails here, before the run directory exists.
-    job = make_job(settings)
+    strategy = make_strategy(settings.strategy, settings.cpu_devices)
+    settings.replicas = strategy.num_replicas_in_sync
+    chief = is_chief(strategy)
+    with precision_policy(settings.mixed_precision):
+        # Everything a user can get wrong fails here, before the run directory exists.
+        job = make_job(settings)
+        run_dir = settings.out or default_run_dir(settings.arch)
+        out = run_dir if chief else tempfile.mkdtemp(prefix="keras_transformer-worker-")
+        try:
+            metrics = _train(settings, job, strategy, chief, run_dir, out, started)
+        finally:
+            if not chief:
+                shutil.rmtree(out, ignore_errors=True)
+    metrics.update(out=run_dir, chief=chief)
+    return metrics
 
-    out = settings.out or default_run_dir(settings.arch)
-    _prepare_run_dir(out, settings)
+
+def _train(settings, job, strategy, chief, run_dir, out, started):
+    """The body of `train()`: `out` is `run_dir` on the chief, a scratch directory elsewhere."""
+    if chief:
+        _prepare_run_dir(out, settings)
+    else:
+        os.makedirs(os.path.join(out, "checkpoints"))
     job.tokenizer.save(os.path.join(out, "tokenizer.json"))
     write_json_atomic(
         os.path.join(out, "config.json"),
@@ -261,29 +325,32 @@ def train(settings: TrainSettings):
     )
 
     keras.utils.set_random_seed(settings.seed)
-    model = job.build_model()
     total_steps = settings.epochs * job.steps_per_epoch
-    model.compile(
-        optimizer=make_optimizer(
-            settings.learning_rate,
-            total_steps,
-            warmup_steps=settings.warmup_steps,
-            weight_decay=settings.weight_decay,
-            clipnorm=settings.clipnorm,
-        ),
-        loss=job.loss,
-        jit_compile=settings.jit,
-    )
+    with strategy.scope():
+        model = job.build_model()
+        model.compile(
+            optimizer=make_optimizer(
+                settings.learning_rate,
+                total_steps,
+                warmup_steps=settings.warmup_steps,
+                weight_decay=settings.weight_decay,
+                clipnorm=settings.clipnorm,
+            ),
+            loss=job.loss,
+            jit_compile=settings.jit,
+        )
 
-    history_path = os.path.join(out, "history.csv")
+    # The history and the backup are the chief's (in `run_dir`): every worker
+    # resumes from them, only the chief writes them.
+    history_path = os.path.join(run_dir, "history.csv")
     best_path = os.path.join(out, "checkpoints", "best.weights.h5")
     earlier = read_history(history_path)
     best_so_far = min((row["val_loss"] for row in earlier if "val_loss" in row), default=None)
-    backup_dir = os.path.join(out, "backup")
-    if os.path.isdir(backup_dir) and os.listdir(backup_dir):
+    backup_dir = os.path.join(run_dir, "backup")
+    if chief and os.path.isdir(backup_dir) and os.listdir(backup_dir):
         print(f"Resuming from the backup in {backup_dir} ({len(earlier)} epoch(s) done)")
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir),
+        ChiefBackupAndRestore(backup_dir, chief=chief),
         keras.callbacks.ModelCheckpoint(
             best_path,
             monitor="val_loss",
@@ -291,10 +358,16 @@ def train(settings: TrainSettings):
             save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.CSVLogger(history_path, append=True),
-        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
     ]
-    print(f"{settings.arch}: {model.count_params():,} parameters, {job.describe}")
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(history_path, append=True),
+            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        ]
+    replicas = f" on {settings.replicas} replicas" if settings.replicas > 1 else ""
+    precision = f", {keras.config.dtype_policy().name}" if settings.mixed_precision else ""
+    print(f"{settings.arch}: {model.count_params():,} parameters{replicas}{precision}, "
+          f"{job.describe}")
     fit_started = time.time()
     fit_history = model.fit(
         job.train_data,
@@ -302,22 +375,31 @@ def train(settings: TrainSettings):
         steps_per_epoch=job.steps_per_epoch,
         validation_data=job.val_data,
         callbacks=callbacks,
-        verbose=settings.verbose,
+        verbose=settings.verbose if chief else 0,
         shuffle=False,  # the datasets shuffle themselves
     )
     fit_seconds = time.time() - fit_started
     epochs_run = len(fit_history.history.get("loss", []))
 
-    if os.path.exists(best_path):
-        model.load_weights(best_path)
+    # A worker that found no better epoch in this session takes the chief's
+    # best weights of an earlier one (written before this session began).
+    chief_best = os.path.join(run_dir, "checkpoints", "best.weights.h5")
+    for path in (best_path, chief_best):
+        if os.path.exists(path):
+            model.load_weights(path)
+            break
     val_loss = float(model.evaluate(job.val_data, verbose=0, return_dict=True)["loss"])
     tmp_model = os.path.join(out, "model.tmp.keras")
     model.save(tmp_model)
     os.replace(tmp_model, os.path.join(out, "model.keras"))
 
-    history = read_history(history_path)
-    plot_history(history, os.path.join(out, "history.png"), f"{settings.arch} on {job.data_name}")
-    best = min(history, key=lambda row: row.get("val_loss", math.inf))
+    history = read_history(history_path) if chief else []
+    if chief:
+        plot_history(history, os.path.join(out, "history.png"),
+                     f"{settings.arch} on {job.data_name}")
+    best = min(history, key=lambda row: row.get("val_loss", math.inf), default=None)
+    if best is None:  # a worker without the history: its own last epoch
+        best = {"epoch": epochs_run - 1, "loss": fit_history.history["loss"][-1]}
     extra, sample = job.finish(model, val_loss)
     with open(os.path.join(out, "sample.txt"), "w", encoding="utf-8") as handle:
         handle.write(sample + "\n")
@@ -327,10 +409,14 @@ def train(settings: TrainSettings):
         "arch": settings.arch,
         "data": job.data_name,
         "params": int(model.count_params()),
-        "epochs": len(history),
+        "epochs": len(history) or epochs_run,
         "best_epoch": int(best["epoch"]) + 1,
         "steps_per_epoch": job.steps_per_epoch,
         "batch_size": settings.batch_size,
+        "global_batch_size": settings.global_batch_size,
+        "replicas": settings.replicas,
+        "strategy": settings.strategy,
+        "dtype_policy": keras.config.dtype_policy().name,
         "seq_len": settings.seq_len,
         "tokens_per_sec": round(tokens_trained / fit_seconds, 1) if epochs_run else None,
         "train_loss": round(best["loss"], 4),
@@ -339,5 +425,4 @@ def train(settings: TrainSettings):
     }
     metrics["seconds"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)
-    metrics["out"] = out
     return metrics
