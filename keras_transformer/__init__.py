@@ -9,7 +9,8 @@ The package is laid out the way data flows: `data` (text, tokenizers,
 models from layers), `training` (`train()` and its run directory),
 `generation` (sampling and decoding), `cli` (the command-line tools).
 
-Importing the package registers every layer with Keras, so after
+Importing the package registers every layer (and the training optimizer,
+whose config a compiled `model.keras` holds) with Keras, so after
 `import keras_transformer` a saved model loads with plain
 `keras.saving.load_model(path)` (safe mode, no `custom_objects`).
 """
@@ -19,6 +20,7 @@ from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
 from keras_transformer.models import build_bert, build_charrnn, build_gpt, build_seq2seq
+from keras_transformer.training import schedules  # noqa: F401  (registers the optimizer)
 
 __version__ = "0.1.0"
 
