@@ -55,6 +55,11 @@ def execute(path, fast, save, timeout=1800):
     notebook = nbformat.read(path, as_version=4)
     os.environ[FAST_ENV] = "1" if fast else "0"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The kernel imports this checkout's keras_transformer even if it is not pip-installed.
+    root = os.path.dirname(HERE)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
     client = NotebookClient(
         notebook,
         timeout=timeout,

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import nbformat
 import pytest
 from conftest import REPO
 
@@ -25,6 +26,19 @@ def test_the_six_notebooks_are_there():
         "05_modern_llm",
         "06_inspect_real_configs",
     ]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_copy_shows_a_full_run_with_plots(name):
+    """What a reader sees on a code host: every code cell ran in full mode, no errors, a plot."""
+    notebook = nbformat.read(os.path.join(REPO, "notebooks", f"{name}.ipynb"), as_version=4)
+    assert notebook.metadata["keras_transformer"]["executed"]["mode"] == "full"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code), "a code cell was not executed"
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no plot in the saved outputs"
+    assert not any("fast mode: True" in o.get("text", "") for o in outputs)
 
 
 @pytest.mark.slow
