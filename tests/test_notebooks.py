@@ -44,7 +44,7 @@ def test_committed_copy_shows_a_full_run_with_plots(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_fast_mode(name, tmp_path):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ)  # execute.py puts this checkout on the kernel's path itself
     if os.path.exists(SHARED_SHAKESPEARE):
         # Tiny Shakespeare through a Keras cache of our own: get_file finds it by name and sha256.
         datasets = tmp_path / "keras_home" / "datasets"
