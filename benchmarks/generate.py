@@ -2,6 +2,8 @@
 
     python benchmarks/generate.py --json benchmarks/generate.json       # full size
     python benchmarks/generate.py --new-tokens 50 --repeats 1           # quick smoke run
+    python benchmarks/generate.py --impls ours_cached_sliding ours_uncached_sliding \
+        --json benchmarks/generate_sliding.json                         # past the context
 
 Every implementation decodes greedily from the same random prompts with a
 model of the same sizes (default: the GPT config of `train.py`, 4 layers,
@@ -14,9 +16,15 @@ d_model 128, 4 heads, vocab 66) and XLA:
   with a `GPT2Backbone` built from arguments (no download), greedy sampler,
   `jit_compile=True`, fed `{"token_ids", "padding_mask"}` directly.
 
-1,000 new tokens do not fit a 128-position context, so the models are built
-with `--max-len 1024` (the prompt plus the new tokens must fit: no window
-sliding is involved). Each setting is compiled once (a warm-up call), then
+1,000 new tokens do not fit a 128-position context, so these models are
+built with `--max-len 1024` (the prompt plus the new tokens must fit: no
+window sliding is involved). Two more rows decode past the context of the
+default model (`--sliding-max-len 128`, `slide=True`):
+
+- `ours_cached_sliding`: the cached loop; when the cache is full it encodes
+  the last half window again and goes on cached (`Decoder.sliding_loop`);
+- `ours_uncached_sliding`: the uncached loop, exact one-token sliding.
+ Each setting is compiled once (a warm-up call), then
 the implementations are timed in turn, `--repeats` times, interleaved; the
 table shows the median.
 """
@@ -32,7 +40,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-IMPLS = ("ours_cached", "ours_uncached", "keras_hub")
+IMPLS = ("ours_cached", "ours_uncached", "keras_hub", "ours_cached_sliding",
+         "ours_uncached_sliding")
+SLIDING = ("ours_cached_sliding", "ours_uncached_sliding")
 
 
 def build_parser():
@@ -41,9 +51,11 @@ def build_parser():
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--prompt-len", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS[:3]))
     parser.add_argument("--max-len", type=int, default=1024,
                         help="context of the models; must hold prompt + new tokens")
+    parser.add_argument("--sliding-max-len", type=int, default=128,
+                        help="context of the *_sliding rows' model (train.py's default)")
     parser.add_argument("--num-layers", type=int, default=4)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--num-heads", type=int, default=4)
@@ -61,16 +73,22 @@ def make_runners(args):
     from keras_transformer.generation import Decoder
 
     runners = {}
-    keras.utils.set_random_seed(args.seed)
-    config = TransformerConfig(
-        vocab_size=args.vocab_size, max_len=args.max_len, num_layers=args.num_layers,
-        d_model=args.d_model, num_heads=args.num_heads,
-    )
-    model = build_gpt(config)
-    cached = Decoder(model, use_cache=True)
-    uncached = Decoder(model, use_cache=False)
-    runners["ours_cached"] = lambda p: np.stack(cached(p, args.new_tokens, temperature=0.0))
-    runners["ours_uncached"] = lambda p: np.stack(uncached(p, args.new_tokens, temperature=0.0))
+
+    def our_runner(max_len, **decoder_args):
+        keras.utils.set_random_seed(args.seed)
+        model = build_gpt(TransformerConfig(
+            vocab_size=args.vocab_size, max_len=max_len, num_layers=args.num_layers,
+            d_model=args.d_model, num_heads=args.num_heads,
+        ))
+        decoder = Decoder(model, **decoder_args)
+        return lambda p: np.stack(decoder(p, args.new_tokens, temperature=0.0))
+
+    for name, max_len, use_cache in [("ours_cached", args.max_len, True),
+                                     ("ours_uncached", args.max_len, False),
+                                     ("ours_cached_sliding", args.sliding_max_len, True),
+                                     ("ours_uncached_sliding", args.sliding_max_len, False)]:
+        if name in args.impls:
+            runners[name] = our_runner(max_len, use_cache=use_cache, slide=name in SLIDING)
     if "keras_hub" in args.impls:
         import keras_hub
 
@@ -100,7 +118,8 @@ def make_runners(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.prompt_len + args.new_tokens - 1 > args.max_len:
+    fitting = [name for name in args.impls if name not in SLIDING]
+    if fitting and args.prompt_len + args.new_tokens - 1 > args.max_len:
         sys.exit(f"--prompt-len + --new-tokens - 1 must be <= --max-len ({args.max_len})")
     runners = make_runners(args)
     rng = np.random.default_rng(args.seed)

@@ -8,6 +8,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# In CI (CI=true) every Hypothesis test draws the same examples on every run, so a
+# failure there is reproducible and a pass is not luck; local runs stay random.
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

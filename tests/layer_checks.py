@@ -5,6 +5,8 @@ import os
 import keras
 import numpy as np
 
+from keras_transformer.training.distribute import mixed_policy_name
+
 
 def _model_around(layer, inputs, call_kwargs):
     symbolic = [keras.Input(shape=x.shape[1:], dtype=str(x.dtype)) for x in inputs]
@@ -59,10 +61,13 @@ def check_layer(make_layer, inputs, tmp_path, call_kwargs=None, expected_shape=N
         keras.ops.convert_to_numpy(model(feed)), keras.ops.convert_to_numpy(reloaded(feed))
     )
 
-    # Mixed precision: variables stay float32, outputs are finite.
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    # Mixed precision (the policy train.py would pick here): variables stay float32,
+    # the layer computes in the policy's dtype, outputs are finite.
+    policy = mixed_policy_name()
+    keras.mixed_precision.set_global_policy(policy)
     try:
         mixed = make_layer()
+        assert mixed.compute_dtype == keras.DTypePolicy(policy).compute_dtype
         out = keras.ops.convert_to_numpy(keras.ops.cast(mixed(inputs[0], **kwargs), "float32"))
         assert all(w.dtype == "float32" for w in mixed.weights)
         assert np.all(np.isfinite(out))

@@ -16,20 +16,51 @@ from keras_transformer.data.pipelines import lm_train_dataset, sampled_ids
 
 SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
 TEXT = make_text()
+NUM_LINES = 4000  # 3,000 to train the tokenizer on, 1,000 held out
+
+
+def _generated_play(num_lines=NUM_LINES, seed=0):
+    """`num_lines` lines of a play like `make_text`'s, with a vocabulary large enough
+    for 600 pieces (`make_text`'s 20 words support fewer than 500)."""
+    rng = np.random.default_rng(seed)
+    syllables = ["th", "ou", "ar", "ki", "ng", "lo", "rd", "ni", "ght", "sh", "al", "me", "wh",
+                 "at", "fa", "ir", "da", "y", "be", "st", "en", "or", "qu", "ee", "no", "ble",
+                 "gr", "ace", "mi", "ne", "'s", "dea", "th", "lov", "e", "sw", "ea", "r"]
+    words = sorted({"".join(rng.choice(syllables, size=rng.integers(1, 4))) for _ in range(1500)})
+    frequency = 1.0 / np.arange(1, len(words) + 1)  # a few common words, many rare ones
+    speakers = [word.upper() for word in rng.choice(words, size=12, replace=False)]
+    lines = []
+    while len(lines) < num_lines:
+        lines.append(f"{rng.choice(speakers)}:\n")
+        for _ in range(rng.integers(1, 5)):
+            sentence = " ".join(rng.choice(words, size=rng.integers(3, 10),
+                                           p=frequency / frequency.sum()))
+            lines.append(sentence.capitalize() + rng.choice([".", ",", "!", "?", ";", ":"]) + "\n")
+        lines.append("\n")
+    return lines[:num_lines]
 
 
 def _shakespeare_lines():
-    """The first 4,000 lines of Tiny Shakespeare (the shared copy), else the generated play."""
-    if os.path.exists(SHAKESPEARE):
-        with open(SHAKESPEARE, encoding="utf-8") as handle:
-            return handle.read().splitlines(keepends=True)[:4000]
-    return TEXT.splitlines(keepends=True)
+    """The first 4,000 lines of Tiny Shakespeare (the shared copy)."""
+    with open(SHAKESPEARE, encoding="utf-8") as handle:
+        return handle.read().splitlines(keepends=True)[:NUM_LINES]
 
 
-@pytest.fixture(scope="module")
-def shakespeare_bpe():
-    lines = _shakespeare_lines()
-    return SentencePieceTokenizer.from_text("".join(lines[:3000]), vocab_size=600), lines
+# Every test of this fixture runs on the generated play (no file needed) and, when
+# the shared copy is there, on Tiny Shakespeare too.
+@pytest.fixture(scope="module", params=["generated", "shakespeare"])
+def shakespeare_bpe(request):
+    if request.param == "generated":
+        lines = _generated_play()
+    elif os.path.exists(SHAKESPEARE):
+        lines = _shakespeare_lines()
+    else:
+        pytest.skip(f"no shared Tiny Shakespeare copy at {os.path.normpath(SHAKESPEARE)}; "
+                    "the generated play still runs these tests")
+    train, held_out = lines[:3000], lines[3000:]
+    assert len(lines) == NUM_LINES, "the text must leave 1,000 held-out lines"
+    assert sum(line not in set(train) for line in held_out) > 300  # lines never trained on
+    return SentencePieceTokenizer.from_text("".join(train), vocab_size=600), lines
 
 
 @pytest.fixture(scope="module")

@@ -64,10 +64,25 @@ def test_generate_cli_continues_a_prompt(trained_run, cli):
     assert cli(args, cwd=root).stdout == first.stdout  # the seed makes it reproducible
 
 
+def _without(flags, *names):
+    """`flags` without each of `names` and the value after it."""
+    out, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag in names:
+            skip = True
+        else:
+            out.append(flag)
+    return out
+
+
 def test_charrnn_trains_end_to_end(tmp_path, cli):
     (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    # --arch charrnn refuses the Transformer-only flags of TINY_TRAIN_FLAGS.
+    flags = _without(TINY_TRAIN_FLAGS, "--num-layers", "--num-heads")
     result = cli(["train.py", "--arch", "charrnn", "--data", "play.txt", "--out", "rnn",
-                  "--rnn-units", "32", *TINY_TRAIN_FLAGS], cwd=tmp_path)
+                  "--rnn-units", "32", *flags], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "rnn" / "metrics.json").read_text())
     assert metrics["arch"] == "charrnn" and metrics["val_loss"] > 0
@@ -103,12 +118,16 @@ def test_generate_cli_cache_flags_and_sliding(trained_run, cli):
     cached = cli([*base, "--max-new-tokens", "20"], cwd=root)
     uncached = cli([*base, "--max-new-tokens", "20", "--no-cache"], cwd=root)
     assert cached.returncode == 0 and cached.stdout == uncached.stdout, uncached.stderr[-2000:]
-    # 7 + 40 characters do not fit the 32-position context without --slide.
-    last = _assert_one_line_error(cli([*base, "--max-new-tokens", "40"], cwd=root), "generate")
-    assert "--slide" in last
-    slid = cli([*base, "--max-new-tokens", "40", "--slide"], cwd=root)
+    # 7 + 40 characters do not fit the 32-position context: the window slides by
+    # default (as in the library), and --no-slide makes it an error.
+    last = _assert_one_line_error(
+        cli([*base, "--max-new-tokens", "40", "--no-slide"], cwd=root), "generate"
+    )
+    assert "slide" in last
+    slid = cli([*base, "--max-new-tokens", "40"], cwd=root)
     assert slid.returncode == 0 and len(slid.stdout) == len("JULIET:") + 40 + 1
     assert slid.stdout.startswith(cached.stdout.rstrip("\n"))
+    assert cli([*base, "--max-new-tokens", "40", "--slide"], cwd=root).stdout == slid.stdout
 
 
 def test_inspect_cli_reads_a_run_directory(trained_run, cli):
@@ -151,15 +170,74 @@ def _history_rows(path):
         return list(csv.DictReader(handle))
 
 
+# Runs train.py (the flags after the probe directory) with one more callback, first
+# in the list: at the first training step of the process it saves the model's and
+# the optimizer's state (what that step starts from) and the learning rate; at the
+# end of every epoch, before the backup is written, the iterations and learning rate.
+PROBED_TRAIN = """
+import json, os, runpy, sys
+import keras
+
+probe = sys.argv.pop(1)
+os.makedirs(probe, exist_ok=True)
+
+
+def state(optimizer):
+    return {"iterations": int(optimizer.iterations.numpy()),
+            "learning_rate": float(optimizer.learning_rate)}
+
+
+class Probe(keras.callbacks.Callback):
+    started = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.started:
+            self.started = True
+            self.model.save_weights(os.path.join(probe, "first_step.weights.h5"))
+            with open(os.path.join(probe, "first_step.json"), "w") as handle:
+                json.dump(state(self.model.optimizer), handle)
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(os.path.join(probe, f"after_epoch_{epoch + 1}.json"), "w") as handle:
+            json.dump(state(self.model.optimizer), handle)
+
+
+fit = keras.Model.fit
+
+
+def probed_fit(self, *args, callbacks=None, **kwargs):
+    return fit(self, *args, callbacks=[Probe(), *(callbacks or [])], **kwargs)
+
+
+keras.Model.fit = probed_fit
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _h5_datasets(path):
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: values.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    return values
+
+
 def test_a_killed_run_resumes_from_its_backup(tmp_path):
+    import numpy as np
+
     (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
-    command = [sys.executable, os.path.join(REPO, "train.py"), "--data", "play.txt", "--out", "run",
-               *TINY_TRAIN_FLAGS, "--epochs", "6", "--steps-per-epoch", "150"]
+    flags = [os.path.join(REPO, "train.py"), "--data", "play.txt", "--out", "run",
+             *TINY_TRAIN_FLAGS, "--epochs", "6", "--steps-per-epoch", "150"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     history = tmp_path / "run" / "history.csv"
+    backup = tmp_path / "run" / "backup"
+    killed, resumed_probe = tmp_path / "probe_killed", tmp_path / "probe_resumed"
     with open(tmp_path / "first.log", "w") as log:  # a file, not a pipe that could fill up
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen([sys.executable, "-c", PROBED_TRAIN, str(killed), *flags],
+                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 240
         while not _history_rows(history) and process.poll() is None and time.time() < deadline:
             time.sleep(0.05)
@@ -169,14 +247,64 @@ def test_a_killed_run_resumes_from_its_backup(tmp_path):
     done_before = len(_history_rows(history))
     assert 1 <= done_before < 6
     assert not (tmp_path / "run" / "metrics.json").exists()
-    assert os.listdir(tmp_path / "run" / "backup")
+    assert os.listdir(backup)
 
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300)
+    # What the backup holds: the epochs done, and the weights and optimizer state
+    # (moments and iteration count) after them. The resumed run overwrites it.
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == done_before
+    saved = _h5_datasets(backup / "latest.weights.h5")
+    steps_done = done_before * 150
+    assert int(saved["optimizer/vars/0"]) == steps_done  # the iteration count
+    after_kill = json.loads((killed / f"after_epoch_{done_before}.json").read_text())
+    assert after_kill["iterations"] == steps_done
+    fresh = _h5_datasets(killed / "first_step.weights.h5")
+    fresh_learning_rate = json.loads((killed / "first_step.json").read_text())["learning_rate"]
+    # Training changed every kind of state, so comparing with it shows something.
+    assert any(not np.array_equal(fresh[k], saved[k]) for k in saved if k.startswith("layers/"))
+    assert int(fresh["optimizer/vars/0"]) == 0
+    assert abs(after_kill["learning_rate"] - fresh_learning_rate) > 1e-5
+
+    resumed = subprocess.run([sys.executable, "-c", PROBED_TRAIN, str(resumed_probe), *flags],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming from the backup" in resumed.stdout
     # Keras prints the epochs it runs: the resumed process starts after the finished ones.
     assert f"Epoch {done_before + 1}/6" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    # ... and its first step starts from the backup: the same weights, the same
+    # optimizer moments and iteration count, so the schedule's learning rate goes on
+    # where the killed run left it (not from the start of the warmup).
+    first = _h5_datasets(resumed_probe / "first_step.weights.h5")
+    assert first.keys() == saved.keys()
+    for name, value in saved.items():
+        np.testing.assert_array_equal(first[name], value, err_msg=name)
+    first_state = json.loads((resumed_probe / "first_step.json").read_text())
+    assert first_state["iterations"] == steps_done
+    assert first_state["learning_rate"] == pytest.approx(after_kill["learning_rate"], rel=1e-6)
+    after_first = json.loads((resumed_probe / f"after_epoch_{done_before + 1}.json").read_text())
+    assert after_first["iterations"] == steps_done + 150
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["epochs"] == 6
     assert [int(row["epoch"]) for row in _history_rows(history)][-1] == 5
+
+
+@pytest.mark.parametrize(
+    "arch, flags, named",
+    [
+        ("charrnn", ["--position", "rope", "--num-heads", "2"], ["--position", "--num-heads"]),
+        ("gpt", ["--rnn-units", "8"], ["--rnn-units"]),
+    ],
+)
+def test_train_refuses_flags_the_arch_would_ignore(arch, flags, named, tmp_path, cli):
+    # The char-RNN (Embedding + LSTM) has no positions or heads; a Transformer no LSTM.
+    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    result = cli(["train.py", "--arch", arch, "--data", "play.txt", "--out", "run", *flags,
+                  "--epochs", "1", "--steps-per-epoch", "1", "--no-jit"], cwd=tmp_path)
+    last = _assert_one_line_error(result, "train.py")
+    # One line of ours (TensorFlow's own import-time log lines may precede it).
+    ours = [line for line in result.stderr.splitlines() if line.startswith("train.py")]
+    assert ours == [last], result.stderr[-2000:]
+    for flag in named:
+        assert flag in last
+    assert f"--arch {arch}" in last and "not apply" in last
+    assert not (tmp_path / "run").exists(), "a run directory was written"
+    assert not (tmp_path / "runs").exists()

@@ -90,6 +90,8 @@ PROMPTS = {"char": ["ROMEO:", "JULIET: thou art"], "bpe": ["ROMEO: thou art the"
 CALLS = [
     dict(max_new_tokens=14, temperature=0.0, top_k=0, top_p=1.0, seed=0),  # greedy
     dict(max_new_tokens=14, temperature=0.9, top_k=20, top_p=0.95, seed=7),  # seeded sampling
+    # past the 32-position context: the window slides, in the graph as in the library
+    dict(max_new_tokens=70, temperature=0.9, top_k=0, top_p=1.0, seed=3),
 ]
 
 
@@ -136,8 +138,6 @@ def test_saved_model_rejects_bad_input_with_one_clear_sentence(exported):
     cases = [
         (["ROMEO", ""], {}, "the prompt is empty; give at least one character"),
         (["a" * (CONTEXT + 1)], {}, f"tokens long, longer than the model's context of {CONTEXT}"),
-        (["ROMEO:"], {"max_new_tokens": CONTEXT}, "new tokens go past the model's context of "
-                                                  f"{CONTEXT} positions; generate fewer tokens"),
         (["ROMEO:"], {"top_p": 0.0}, "top_p must be in (0, 1], got 0"),
         (["ROMEO:"], {"temperature": -1.0}, "temperature must be >= 0"),
         ([], {}, "no prompts given"),
@@ -153,6 +153,9 @@ def test_saved_model_rejects_bad_input_with_one_clear_sentence(exported):
     assert [t.decode() for t in _call(loaded, ["ROMEO:", "JULIET"], 0).numpy()] == ["ROMEO:", "JULIET"]
     fits = CONTEXT - len(tokenizer.encode("ROMEO:")) + 1
     assert len(_call(loaded, ["ROMEO:"], fits).numpy()[0]) > len("ROMEO:")
+    # One token more than fits slides the window (the cache is encoded again) instead.
+    longer = _call(loaded, ["ROMEO:"], fits + 1).numpy()[0].decode()
+    assert longer.startswith(_call(loaded, ["ROMEO:"], fits).numpy()[0].decode())
 
 
 def test_graph_tokenizers_agree_with_the_python_ones():
@@ -274,9 +277,9 @@ def test_clis_reject_bad_input_in_one_line(exported_run, tmp_path, capsys):
     for extra, message in [
         (["--prompt", ""], "the prompt is empty"),
         (["--prompt", "ROMEO: " * 6], "longer than the model's context of 32"),
-        (["--prompt", "ROMEO:", "--max-new-tokens", "40"], "a SavedModel does not slide"),
         (["--prompt", "ROMEO: ¿qué?"], "not in the tokenizer's vocabulary: '¿', 'q', 'é'"),
-        (["--slide"], "--slide and --no-cache work with run directories"),
+        (["--slide"], "--slide, --no-slide and --no-cache work with run directories"),
+        (["--no-slide"], "--slide, --no-slide and --no-cache work with run directories"),
     ]:
         err = _one_line_error(generate.main, ["--model", saved_model, *extra], capsys, "generate")
         assert message in err

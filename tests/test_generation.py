@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from decoding_reference import reference_greedy
 
 from keras_transformer import TransformerConfig, UserInputError, build_gpt, generate
 from keras_transformer.data import CharTokenizer
@@ -53,24 +54,15 @@ def tiny_model():
     return build_gpt(TransformerConfig(vocab_size=12, max_len=8, num_layers=2, d_model=16, num_heads=2))
 
 
-def _reference_greedy(model, prompt, steps, context):
-    """Greedy decoding by re-running the model on the whole (cropped) sequence.
-
-    Id 0 is padding and is never generated.
-    """
-    ids = list(prompt)
-    for _ in range(steps):
-        window = np.array([ids[-context:]], "int32")
-        ids.append(1 + int(np.argmax(model.predict(window, verbose=0)[0, -1, 1:])))
-    return ids[len(prompt):]
-
-
 def test_greedy_decoding_matches_full_recomputation_for_a_ragged_batch(tiny_model):
     prompts = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6, 7]]
-    decoded = Decoder(tiny_model, slide=True)(prompts, max_new_tokens=12, temperature=0.0)
-    for prompt, new in zip(prompts, decoded, strict=True):
-        # 12 new tokens push every row past the 8-token window, so sliding is tested too.
-        assert new.tolist() == _reference_greedy(tiny_model, prompt, 12, context=8)
+    # 12 new tokens push every row past the 8-token window, so sliding is tested too.
+    for use_cache, keep in ((True, 4), (False, None)):
+        decoded = Decoder(tiny_model, slide=True, use_cache=use_cache)(
+            prompts, max_new_tokens=12, temperature=0.0
+        )
+        expected = reference_greedy(tiny_model, prompts, 12, context=8, keep=keep)
+        assert [new.tolist() for new in decoded] == expected, use_cache
 
 
 def test_generate_returns_prompt_plus_continuation_and_is_reproducible(tiny_model):

@@ -2,16 +2,34 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
+import keras
 import pytest
 from conftest import REPO
 
 from keras_transformer import TransformerConfig, build_gpt
-from keras_transformer.cli.inspect import load_config, main, parameter_count
+from keras_transformer.cli.inspect import PRESET_FAMILIES, load_config, main, parameter_count
+from keras_transformer.config import PRESETS
+from keras_transformer.models import backbone_params, build_bert, build_seq2seq
 
 TINY = dict(vocab_size=40, max_len=16, num_layers=2, d_model=32, num_heads=4)
+# What each preset is, written out here independently of cli/inspect.py's PRESET_FAMILIES.
+EXPECTED_FAMILIES = {"gpt-mini": "gpt", "gpt2-small": "gpt", "bert-mini": "bert",
+                     "bert-base": "bert", "seq2seq-mini": "seq2seq", "t5-small": "seq2seq"}
+BUILDERS = {"gpt": build_gpt, "bert": build_bert, "seq2seq": build_seq2seq}
+
+
+def _parameters_line(out):
+    lines = [line for line in out.splitlines() if line.startswith("parameters ")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def _printed_count(out):
+    return int(re.match(r"parameters +([\d,]+)", _parameters_line(out)).group(1).replace(",", ""))
 
 
 @pytest.mark.parametrize(
@@ -25,25 +43,64 @@ TINY = dict(vocab_size=40, max_len=16, num_layers=2, d_model=32, num_heads=4)
 )
 def test_parameter_count_matches_the_built_model(overrides):
     config = TransformerConfig(**TINY, **overrides)
-    assert parameter_count(config) == build_gpt(config).count_params()
+    assert parameter_count(config, "gpt") == build_gpt(config).count_params()
+    assert parameter_count(config, "seq2seq") == build_seq2seq(config).count_params()
+    bert = TransformerConfig(**TINY, **overrides, num_segments=2)
+    assert parameter_count(bert, "bert") == build_bert(bert).count_params()
+
+
+def test_every_preset_has_its_family():
+    assert PRESET_FAMILIES == EXPECTED_FAMILIES
+    assert set(EXPECTED_FAMILIES) == set(PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_inspect_prints_the_built_models_parameter_count(name, capsys):
+    family = EXPECTED_FAMILIES[name]
+    model = BUILDERS[family](TransformerConfig.preset(name))
+    expected = model.count_params()
+    main([name])
+    out = capsys.readouterr().out
+    assert _printed_count(out) == expected
+    assert f"family       {family} " in out
+    if family == "bert":
+        assert f"backbone {backbone_params(model):,} " in _parameters_line(out)
+    del model
+    keras.backend.clear_session()
+
+
+def test_inspect_splits_t5_small_into_encoder_and_decoder(capsys):
+    main(["t5-small"])
+    out = capsys.readouterr().out
+    line = _parameters_line(out)
+    total = _printed_count(out)
+    assert total == 60_506_112  # the published 60,506,624 without T5's relative-position bias
+    parts = dict((name, int(count.replace(",", ""))) for name, count in
+                 re.findall(r"(encoder|decoder|shared embedding|other) ([\d,]+)", line))
+    assert set(parts) >= {"encoder", "decoder"}, line
+    assert parts["encoder"] > 0 and parts["decoder"] > 0
+    assert sum(parts.values()) == total, line
+    assert parts["shared embedding"] == 32128 * 512  # one table: source, target and output
+    assert "layers       6 encoder + 6 decoder" in out
+    keras.backend.clear_session()
 
 
 def test_inspect_prints_the_published_gpt2_small_sizes(capsys):
     main(["gpt2-small"])
     out = capsys.readouterr().out
-    for expected in ("layers       12", "heads        12", "kv heads     12", "d_model      768",
-                     "d_ff         3072", "124,439,808", "73,728 bytes/token"):
+    for expected in ("family       gpt", "layers       12", "heads        12", "kv heads     12",
+                     "d_model      768", "d_ff         3072", "124,439,808", "73,728 bytes/token"):
         assert expected in out
 
 
-def test_inspect_counts_a_bert_config_as_its_backbone(capsys):
-    from keras_transformer.models import backbone_params, build_bert
-
+def test_inspect_counts_a_bert_config_and_its_backbone(capsys):
     config = TransformerConfig.preset("bert-mini", vocab_size=40, max_len=16)
-    assert parameter_count(config) == backbone_params(build_bert(config))
+    model = build_bert(config)
+    assert parameter_count(config, "bert") == model.count_params()
     main(["bert-base"])
     out = capsys.readouterr().out
-    for expected in ("layers       12", "d_model      768", "d_ff         3072", "109,482,240"):
+    for expected in ("family       bert", "layers       12", "d_model      768",
+                     "d_ff         3072", "backbone 109,482,240"):
         assert expected in out
 
 
@@ -52,12 +109,50 @@ def test_inspect_reads_a_run_config_and_rejects_bad_input(tmp_path, capsys):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"arch": "gpt", "context": 16,
                                 "settings": {"arch": "gpt", "model": config.to_dict()}}))
-    assert load_config(str(tmp_path)) == config
+    assert load_config(str(tmp_path)) == (config, "gpt")
     main([str(path)])
-    assert "2 (grouped-query attention)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 (grouped-query attention)" in out
+    assert _printed_count(out) == build_gpt(config).count_params()
     with pytest.raises(SystemExit):
         main(["no-such-config"])
     assert capsys.readouterr().err.startswith("inspect: error: ")
+
+
+def test_inspect_takes_the_family_of_a_run_and_of_a_bare_config(tmp_path, capsys):
+    config = TransformerConfig(**TINY)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
+        {"arch": "seq2seq", "context": 16, "settings": {"arch": "seq2seq", "model": config.to_dict()}}))
+    main([str(run)])
+    out = capsys.readouterr().out
+    assert "family       seq2seq" in out
+    assert _printed_count(out) == build_seq2seq(config).count_params()
+
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(config.to_dict()))
+    with pytest.raises(SystemExit):
+        main([str(bare)])  # a bare config does not say what it is
+    assert "--arch" in capsys.readouterr().err
+    main([str(bare), "--arch", "gpt"])
+    assert _printed_count(capsys.readouterr().out) == build_gpt(config).count_params()
+    with pytest.raises(SystemExit):
+        main([str(run), "--arch", "gpt"])  # contradicts the run's arch
+    err = capsys.readouterr().err
+    assert err.startswith("inspect: error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_inspect_rejects_a_charrnn_run_in_one_line(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"arch": "charrnn", "context": 16,
+         "settings": {"arch": "charrnn", "model": TransformerConfig(**TINY).to_dict()}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inspect: error: ") and "charrnn" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _run(script, *args, cwd):

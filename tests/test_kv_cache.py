@@ -1,8 +1,10 @@
 """KV-cached decoding equals full recomputation: logits at every step, and tokens."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from decoding_reference import reference_greedy
 
 from keras_transformer import TransformerConfig, UserInputError, build_gpt, generate
 from keras_transformer.data import CharTokenizer
@@ -57,33 +59,31 @@ def test_cached_logits_equal_full_recomputation_at_every_step(model):
         )
 
 
-def _reference_greedy(model, prompt, steps, context):
-    ids = list(prompt)
-    for _ in range(steps):
-        window = np.array([ids[-context:]], "int32")
-        ids.append(1 + int(np.argmax(model(window).numpy()[0, -1, 1:])))
-    return ids[len(prompt):]
-
-
 @pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
 def test_cached_and_uncached_decoders_match_the_reference_and_slide(name):
+    keras.utils.set_random_seed(0)  # weights whose greedy text depends on the window
     model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]))
     cached = Decoder(model, slide=True)
     uncached = Decoder(model, use_cache=False, slide=True)
     # Within the context: greedy tokens equal re-running the model on each row.
-    for prompt, a, b in zip(PROMPTS, cached(PROMPTS, 9, temperature=0.0),
-                            uncached(PROMPTS, 9, temperature=0.0), strict=True):
-        expected = _reference_greedy(model, prompt, 9, context=16)
-        assert a.tolist() == expected and b.tolist() == expected
-    # 6 + 14 tokens do not fit 16 positions: an error, unless the window may slide;
-    # then the cache fills and decoding goes on over the last 16 tokens.
+    expected = reference_greedy(model, PROMPTS, 9, context=16)
+    for decoder in (cached, uncached):
+        assert [t.tolist() for t in decoder(PROMPTS, 9, temperature=0.0)] == expected
+    # 6 + 40 tokens do not fit 16 positions: an error, unless the window may slide.
     with pytest.raises(UserInputError, match="slide"):
-        Decoder(model)(PROMPTS, max_new_tokens=14, temperature=0.0)
-    for prompt, tokens in zip(PROMPTS, cached(PROMPTS, 14, temperature=0.0), strict=True):
-        assert tokens.tolist() == _reference_greedy(model, prompt, 14, context=16)
-    sampled = [d(PROMPTS, 14, temperature=1.0, seed=4) for d in (cached, uncached)]
-    for a, b in zip(*sampled, strict=True):
-        assert a.tolist() == b.tolist()
+        Decoder(model)(PROMPTS, max_new_tokens=40, temperature=0.0)
+    # Uncached, it slides by one token; cached, the last 8 tokens are encoded again
+    # whenever the 16 slots are full (four times in 40 tokens).
+    exact = reference_greedy(model, PROMPTS, 40, context=16)
+    windowed = reference_greedy(model, PROMPTS, 40, context=16, keep=8)
+    assert [t.tolist() for t in uncached(PROMPTS, 40, temperature=0.0)] == exact
+    assert [t.tolist() for t in cached(PROMPTS, 40, temperature=0.0)] == windowed
+    # The two windows give other text in every row, so each comparison tells them apart.
+    assert all(a != b for a, b in zip(exact, windowed, strict=True))
+    # Sampling: the same seed draws the same first tokens, sliding or not.
+    short, long = (cached(PROMPTS, n, temperature=1.0, seed=4) for n in (11, 40))
+    for a, b in zip(short, long, strict=True):
+        assert b[:11].tolist() == a.tolist()
 
 
 def test_padding_id_is_never_generated():

@@ -113,10 +113,15 @@ def test_global_attention_sees_the_future():
 @pytest.mark.parametrize("layer_class", [CausalSelfAttention, GlobalSelfAttention])
 def test_padded_positions_get_no_attention(layer_class):
     layer = layer_class(num_heads=2, key_dim=8)
-    mask = np.array([[1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0]], bool)
+    # Row 0 is left-padded: the causal mask lets its real queries see those keys, so
+    # only the padding mask can hide them. Row 1 is right-padded.
+    mask = np.array([[0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0]], bool)
     out, scores = layer(X, padding_mask=mask, return_attention_scores=True)
     scores = keras.ops.convert_to_numpy(scores)
-    assert np.all(scores[0, :, :4, 4:] == 0) and np.all(scores[1, :, :6, 6:] == 0)
+    for row, real in zip(scores, mask, strict=True):
+        from_real = row[:, real]  # [heads, real queries, keys]
+        assert np.all(from_real[..., ~real] == 0)
+        np.testing.assert_allclose(from_real[..., real].sum(-1), 1.0, rtol=1e-5)
     changed = X.copy()
     changed[~mask] = RNG.normal(size=changed[~mask].shape) * 10
     out2 = keras.ops.convert_to_numpy(layer(changed, padding_mask=mask))

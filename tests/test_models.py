@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from keras_transformer import TransformerConfig, UserInputError, build_charrnn, build_gpt
+from keras_transformer.training.distribute import mixed_policy_name
 
 TINY = dict(vocab_size=40, max_len=16, num_layers=2, d_model=32, num_heads=4)
 
@@ -70,9 +71,11 @@ def test_config_validation_and_round_trip():
 
 
 def test_mixed_precision_model_keeps_float32_variables_and_logits():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    policy = mixed_policy_name()  # the policy train.py --mixed-precision picks here
+    keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_gpt(TransformerConfig(**TINY))
+        assert model.get_layer("block_0").compute_dtype == keras.DTypePolicy(policy).compute_dtype
         logits = model(np.ones((1, 8), "int32"))
         assert logits.dtype == "float32"
         assert all(v.dtype == "float32" for v in model.weights)

@@ -6,9 +6,11 @@
 `--model` is a run directory of `train.py` or a SavedModel written by
 `python -m keras_transformer.export` (or `train.py --export`). A GPT decodes
 with its KV cache (`--no-cache` re-runs the model over the window at every
-step, for comparison). Text longer than the model's context is an error
-unless `--slide` lets the window slide (run directories only: a SavedModel
-always decodes with its cache and never slides).
+step, for comparison). Text longer than the model's context slides its
+window, as `keras_transformer.generate` does: cached, by half a window at a
+time; with `--no-cache`, by one token. `--no-slide` makes it an error
+instead (run directories only: a SavedModel always decodes with its cache
+and slides).
 """
 
 import argparse
@@ -117,8 +119,9 @@ def build_parser():
     parser.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                         help="KV-cached decoding (default); --no-cache re-runs the model "
                         "over the whole window at every step")
-    parser.add_argument("--slide", action="store_true",
-                        help="let the text grow past the model's context by sliding the window")
+    parser.add_argument("--slide", action=argparse.BooleanOptionalAction, default=None,
+                        help="let the text grow past the model's context by sliding the window "
+                        "(default); --no-slide stops with an error instead")
     return parser
 
 
@@ -128,10 +131,10 @@ def main(argv=None):
         if args.max_new_tokens < 0:
             raise UserInputError("--max-new-tokens must be >= 0")
         if is_saved_model(args.model):
-            if args.slide or not args.cache:
+            if args.slide is not None or not args.cache:
                 raise UserInputError(
-                    "--slide and --no-cache work with run directories; a SavedModel decodes "
-                    "with its KV cache within the model's context"
+                    "--slide, --no-slide and --no-cache work with run directories; a SavedModel "
+                    "always decodes with its KV cache and slides past the model's context"
                 )
             text = generate_with_saved_model(
                 args.model, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
@@ -153,7 +156,7 @@ def main(argv=None):
             seed=args.seed,
             context=context,
             use_cache=args.cache,
-            slide=args.slide,
+            slide=args.slide is not False,
         )
         sys.stdout.write(text + "\n")
         return 0

@@ -106,8 +106,10 @@ def build_parser():
                         help="split the CPU into N logical devices (try --strategy mirrored "
                         "without GPUs)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
-    parser.add_argument("--rnn-units", type=int, default=defaults.rnn_units, help="char-RNN only")
-    parser.add_argument("--rnn-layers", type=int, default=defaults.rnn_layers, help="char-RNN only")
+    parser.add_argument("--rnn-units", type=int, default=None, metavar="N",
+                        help=f"--arch charrnn only: LSTM width (default {defaults.rnn_units})")
+    parser.add_argument("--rnn-layers", type=int, default=None, metavar="N",
+                        help=f"--arch charrnn only: LSTM layers (default {defaults.rnn_layers})")
     parser.add_argument("--prompt", default=defaults.prompt, help="prompt of sample.txt")
     parser.add_argument("--sample-tokens", type=int, default=defaults.sample_tokens)
     parser.add_argument("--sample-temperature", type=float, default=defaults.sample_temperature)
@@ -127,8 +129,48 @@ def build_parser():
     return parser
 
 
+# The TransformerConfig fields --arch charrnn (an Embedding + LSTM) accepts: d_model
+# is its embedding width, dropout its dropout; vocab_size is the tokenizer's (see
+# below). max_len is accepted but unused: the char-RNN's context is --seq-len.
+CHARRNN_CONFIG_FIELDS = ("d_model", "dropout", "max_len", "vocab_size")
+CHARRNN_FLAGS = ("rnn_units", "rnn_layers")
+
+
+def _flag(name, value=None):
+    """The flag a user typed for `name` (`--no-tie-embeddings` for a False boolean)."""
+    flag = name.replace("_", "-")
+    return f"--no-{flag}" if value is False else f"--{flag}"
+
+
+def _check_arch_flags(args, overrides):
+    """Refuse flags that `args.arch` would silently ignore, naming them."""
+    from keras_transformer.errors import UserInputError
+
+    if args.arch == "charrnn":
+        ignored = [_flag(name, value) for name, value in overrides.items()
+                   if name not in CHARRNN_CONFIG_FIELDS]
+        if ignored:
+            verb = "does" if len(ignored) == 1 else "do"
+            raise UserInputError(
+                f"{', '.join(ignored)} {verb} not apply to --arch charrnn (an LSTM: it uses "
+                f"--d-model, --dropout, --rnn-units, --rnn-layers, and --seq-len as its context)"
+            )
+    else:
+        ignored = [_flag(name) for name in CHARRNN_FLAGS if getattr(args, name) is not None]
+        if ignored:
+            verb = "does" if len(ignored) == 1 else "do"
+            raise UserInputError(
+                f"{', '.join(ignored)} {verb} not apply to --arch {args.arch} (char-RNN only: "
+                f"the size of --arch charrnn's LSTM)"
+            )
+
+
 def settings_from_args(args):
-    """Turn parsed flags into `TrainSettings` (unset flags take the arch's defaults)."""
+    """Turn parsed flags into `TrainSettings` (unset flags take the arch's defaults).
+
+    A flag the arch cannot honour (`--num-heads` with `--arch charrnn`,
+    `--rnn-units` with a Transformer) is a `UserInputError`, not ignored.
+    """
     from keras_transformer.training.trainer import ARCH_DEFAULTS, TrainSettings
 
     overrides = {
@@ -136,6 +178,7 @@ def settings_from_args(args):
         for f in dataclasses.fields(TransformerConfig)
         if getattr(args, f.name) is not None
     }
+    _check_arch_flags(args, overrides)
     # --vocab-size asks the tokenizer for a vocabulary (bpe); the model's
     # vocab_size always follows the tokenizer's.
     vocab_size = overrides.pop("vocab_size", None)
@@ -161,8 +204,6 @@ def settings_from_args(args):
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
         verbose=args.verbose,
-        rnn_units=args.rnn_units,
-        rnn_layers=args.rnn_layers,
         prompt=args.prompt,
         sample_tokens=args.sample_tokens,
         sample_temperature=args.sample_temperature,
@@ -172,7 +213,7 @@ def settings_from_args(args):
         val_batches=args.val_batches,
     )
     for name in ("epochs", "batch_size", "seq_len", "learning_rate", "warmup_steps",
-                 "weight_decay", "task", "train_examples"):
+                 "weight_decay", "task", "train_examples", *CHARRNN_FLAGS):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     if values["steps_per_epoch"] is None:

@@ -1,7 +1,8 @@
 """Autoregressive decoding: feed the model its own output one token at a time.
 
 Two compiled decoding loops (each one `tf.function` around a
-`tf.while_loop`, XLA-compiled by default) produce the same tokens:
+`tf.while_loop`, XLA-compiled by default) produce the same tokens within the
+model's context:
 
 - cached (GPTs from `build_gpt`, the default): the prompts are encoded once,
   filling a key/value cache; each new token then runs through the model
@@ -13,10 +14,16 @@ Two compiled decoding loops (each one `tf.function` around a
   char-RNN): every step re-runs the full model over a fixed window of the
   last tokens of each (right-padded) row.
 
-A row may not grow past the model's context (`max_len`): that is a
-`UserInputError` unless `slide=True`, in which case the oldest tokens slide
-out of the window. The cached loop then hands over to the uncached one once
-the cache is full (re-encoding the last window at each step).
+A row may grow past the model's context (`max_len`) when `slide=True` (the
+default of `generate()` and of the command-line tool; otherwise that is a
+`UserInputError`). The two loops then see different windows:
+
+- cached (`decode_sliding`): when the cache is full, the last half window
+  is encoded again once, and decoding goes on cached behind it, so each new
+  token sees between `max_len // 2` and `max_len` earlier tokens: one
+  re-encoding per `max_len // 2` new tokens, at about the cached speed;
+- uncached: every new token sees exactly the last `max_len` tokens (exact
+  one-token sliding, one full forward pass per token).
 """
 
 import numpy as np
@@ -47,16 +54,18 @@ class Decoder:
         jit_compile: compile the loops with XLA.
         use_cache: KV-cached decoding (`None`: whenever the model supports
             it, i.e. it is a GPT from `build_gpt`).
-        slide: let rows grow past `context` by sliding the window; otherwise
-            that is a `UserInputError`.
+        slide: let rows grow past `context` by sliding the window (see the
+            module docstring for what each loop then sees); otherwise that is
+            a `UserInputError`.
 
     The sampling settings (temperature, top-k, top-p, seed) are tensors, so
     a loop is traced once per batch size, prompt length and number of new
     tokens.
 
-    `cached_loop` is `decode_left_padded` compiled as the decoder compiles
-    (XLA by default); the exported SavedModel calls it from its own graph,
-    so its sampled tokens are the ones this class draws.
+    `cached_loop` and `sliding_loop` are `decode_left_padded` and
+    `decode_sliding` compiled as the decoder compiles (XLA by default); the
+    exported SavedModel calls them from its own graph, so its sampled tokens
+    are the ones this class draws.
     """
 
     def __init__(self, model, context=None, pad_id=0, jit_compile=True, use_cache=None,
@@ -72,6 +81,7 @@ class Decoder:
             self.context = min(self.context, context_length(model))
         self.slide = slide
         self.cached_loop = tf.function(self.decode_left_padded, jit_compile=jit_compile)
+        self.sliding_loop = tf.function(self.decode_sliding, jit_compile=jit_compile)
         self._uncached_loop = tf.function(self._uncached, jit_compile=jit_compile)
 
     def _sample(self, logits, settings, step):
@@ -92,39 +102,89 @@ class Decoder:
         cache has `prompt_len + num_new - 1` slots, so that sum must not
         exceed the model's context. Returns int32 `[batch, num_new]`.
         """
-        settings = (temperature, top_k, top_p, seed)
+        return self._decode(ids, padding, num_new, (temperature, top_k, top_p, seed), False)
+
+    def decode_sliding(self, ids, padding, num_new, temperature, top_k, top_p, seed):
+        """`decode_left_padded` for text that outgrows the context.
+
+        The cache has `context` slots. When it is full, the last
+        `context // 2` tokens of each row (the newest token included) are
+        encoded again in one call, at positions from 0, into the first slots,
+        and decoding goes on cached behind them. Each new token so sees
+        between half a window and a whole window of the tokens before it:
+        the window slides by half a window at a time, not by one token (exact
+        one-token sliding is the uncached loop's). Until the cache is first
+        full the tokens are those of `decode_left_padded`.
+        """
+        return self._decode(ids, padding, num_new, (temperature, top_k, top_p, seed), True)
+
+    def _decode(self, ids, padding, num_new, settings, slide):
         batch, prompt_len = tf.shape(ids)[0], tf.shape(ids)[1]
-        slots = prompt_len + num_new - 1
+        slots = self.context if slide else prompt_len + num_new - 1
         slot = tf.range(slots)
-        real = slot[None, :] >= padding[:, None]  # [batch, slots]: not a padding slot
+        keep = max(1, self.context // 2)
 
-        prompt_slot = tf.range(prompt_len)
-        positions = tf.maximum(prompt_slot[None, :] - padding[:, None], 0)
-        mask = real[:, None, :] & (slot[None, None, :] <= prompt_slot[None, :, None])
-        logits, cache = call_with_cache(
-            self.model, ids, positions, init_cache(self.model, batch, slots), 0, mask
-        )
+        def cache_mask(pad, last_slots):
+            """`[batch, queries, slots]`: real slots up to each query's own slot."""
+            real = slot[None, :] >= pad[:, None]
+            return real[:, None, :] & (slot[None, None, :] <= last_slots[:, :, None])
 
-        def step(t, last, cache, out):
-            token = self._sample(last, settings, t)
-            out = out.write(t, token)
-            index = prompt_len + t
-            mask = (real & (slot[None, :] <= index))[:, None, :]
+        def encode(tokens, pad, cache):
+            """Logits of the last of `tokens` (left-padded by `pad`), written from slot 0."""
+            length = tf.shape(tokens)[1]
+            own_slot = tf.range(length)
+            positions = tf.maximum(own_slot[None, :] - pad[:, None], 0)
             logits, cache = call_with_cache(
-                self.model, token[:, None], (index - padding)[:, None], cache, index, mask
+                self.model, tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :])
             )
-            return t + 1, logits[:, -1], cache, out
+            return logits[:, -1], cache
+
+        last, cache = encode(ids, padding, init_cache(self.model, batch, slots))
+        # The last `keep` ids of every row, left-padded, and how many of them are padding.
+        window = tf.concat([tf.zeros([batch, keep], tf.int32), ids], axis=1)[:, -keep:]
+        window_pad = tf.maximum(padding + keep - prompt_len, 0)
+
+        def sample(t, last, out, window, window_pad):
+            token = self._sample(last, settings, t)
+            if slide:  # keep the last `keep` ids for the next re-encoding
+                window = tf.concat([window[:, 1:], token[:, None]], axis=1)
+                window_pad = tf.maximum(window_pad - 1, 0)
+            return token, out.write(t, token), window, window_pad
+
+        def append(t, last, cache, out, index, pad, window, window_pad):
+            """Sample token `t` and run it alone, cached, at slot `index`."""
+            token, out, window, window_pad = sample(t, last, out, window, window_pad)
+            logits, cache = call_with_cache(
+                self.model, token[:, None], (index - pad)[:, None], cache, index,
+                cache_mask(pad, tf.fill([1, 1], index)),
+            )
+            return t + 1, logits[:, -1], cache, out, index + 1, pad, window, window_pad
+
+        def slide_window(t, last, cache, out, index, pad, window, window_pad):
+            """Sample token `t` into a full cache: encode the last `keep` ids again."""
+            token, out, window, window_pad = sample(t, last, out, window, window_pad)
+            last, cache = encode(window, window_pad, cache)
+            return t + 1, last, cache, out, tf.constant(keep), window_pad, window, window_pad
+
+        def more(t, *_):
+            return t < num_new - 1
+
+        def segment(*state):
+            """Cached steps until the cache is full, then (if tokens remain) one re-encoding."""
+            state = tf.while_loop(
+                lambda t, last, cache, out, index, *_: more(t) & (index < slots), append, state
+            )
+            return tf.cond(more(*state), lambda: slide_window(*state), lambda: state)
 
         out = tf.TensorArray(tf.int32, size=num_new)
-        _, last, _, out = tf.while_loop(
-            lambda t, *_: t < num_new - 1, step, (tf.constant(0), logits[:, -1], cache, out)
-        )
+        state = (tf.constant(0), last, cache, out, prompt_len, padding, window, window_pad)
+        # Without sliding the cache never fills: one loop of cached steps.
+        _, last, _, out, *_ = tf.while_loop(more, segment if slide else append, state)
         last_step = tf.convert_to_tensor(num_new - 1, tf.int32)
         out = out.write(num_new - 1, self._sample(last, settings, last_step))
         return tf.transpose(out.stack())
 
-    def _uncached(self, buffer, lengths, num_new, window, first_step, temperature, top_k,
-                  top_p, seed):
+    def _uncached(self, buffer, lengths, num_new, window, temperature, top_k, top_p, seed):
         """`num_new` tokens after right-padded rows, re-running the model over a window."""
         settings = (temperature, top_k, top_p, seed)
         batch, total = buffer.shape
@@ -137,7 +197,7 @@ class Decoder:
             ids = tf.where(index < lengths[:, None], ids, 0)
             logits = self.model(ids, training=False)
             last = tf.gather(logits, lengths - 1 - start, axis=1, batch_dims=1)
-            token = self._sample(last, settings, first_step + t)
+            token = self._sample(last, settings, t)
             buffer = tf.tensor_scatter_nd_update(buffer, tf.stack([rows, lengths], 1), token)
             return t + 1, buffer, lengths + 1, out.write(t, token)
 
@@ -147,7 +207,7 @@ class Decoder:
         )
         return tf.transpose(out.stack())
 
-    def _run_uncached(self, rows, num_new, first_step, settings):
+    def _run_uncached(self, rows, num_new, settings):
         longest = max(len(r) for r in rows)
         buffer = np.zeros((len(rows), longest + num_new), dtype=np.int32)
         for i, row in enumerate(rows):
@@ -155,7 +215,7 @@ class Decoder:
         lengths = np.array([len(r) for r in rows], dtype=np.int32)
         window = min(self.context, longest + num_new - 1)
         return self._uncached_loop(
-            buffer, lengths, num_new, window, tf.constant(first_step), *settings
+            buffer, lengths, num_new, window, *settings
         ).numpy()
 
     def __call__(self, prompts, max_new_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=0):
@@ -190,18 +250,14 @@ class Decoder:
             tf.constant(seed, tf.int32),
         )
         if not self.use_cache:
-            return list(self._run_uncached(rows, max_new_tokens, 0, settings))
-        cached_steps = min(max_new_tokens, self.context - longest + 1)
+            return list(self._run_uncached(rows, max_new_tokens, settings))
         ids = np.zeros((len(rows), longest), dtype=np.int32)
         padding = np.array([longest - len(r) for r in rows], dtype=np.int32)
         for i, row in enumerate(rows):
             ids[i, padding[i]:] = row
-        new = self.cached_loop(ids, padding, cached_steps, *settings).numpy()
-        if cached_steps < max_new_tokens:  # the cache is full: slide the window from here
-            grown = [np.concatenate([r, n]) for r, n in zip(rows, new, strict=True)]
-            more = self._run_uncached(grown, max_new_tokens - cached_steps, cached_steps, settings)
-            new = np.concatenate([new, more], axis=1)
-        return list(new)
+        fits = longest + max_new_tokens - 1 <= self.context
+        loop = self.cached_loop if fits else self.sliding_loop
+        return list(loop(ids, padding, max_new_tokens, *settings).numpy())
 
 
 def generate(
@@ -233,9 +289,10 @@ def generate(
         use_cache: KV-cached decoding for GPTs (ignored for models without a
             cache); `False` re-runs the model over the window at every step.
         slide: let the text grow past the context by sliding the window
-            (`False`: that is a `UserInputError`). It defaults to `True` here
-            for the callers that relied on sliding; the command-line tool
-            asks for `--slide`.
+            (`False`: that is a `UserInputError`); the command-line tool has
+            the same default (`--slide/--no-slide`). Cached, the window slides
+            by half a window at a time; uncached, by one token (see
+            `keras_transformer.generation.decoding`).
 
     Returns:
         The prompt followed by its continuation: a string, or a list of

@@ -15,8 +15,9 @@ signatures, callable from any TensorFlow program without this package:
 - `logits(token_ids)`: int32 `[batch, time]` -> `{"logits": float32 [batch,
   time, vocab]}`, the model itself.
 
-The SavedModel does not slide the window: a prompt longer than the context,
-or a prompt plus `max_new_tokens - 1` tokens past it, fails with
+Text that outgrows the context slides its window as the library's cached
+loop does (`Decoder.sliding_loop`: the last half window is encoded again
+once the cache is full). A prompt longer than the context fails with
 `tf.errors.InvalidArgumentError` whose message starts `assertion failed:`
 and says what is wrong, as do an empty prompt, characters outside a
 character vocabulary and sampling settings out of range
@@ -95,7 +96,9 @@ class GeneratorModule(tf.Module):
         self.model_variables = list(model.variables)
         self.tokenizer = graph_tokenizer(tokenizer, vocab_size)
         # A plain object (not tracked): the variables above are all that is saved of the model.
-        self._decoder = Decoder(model, self.context, jit_compile=jit_compile, use_cache=True)
+        self._decoder = Decoder(
+            model, self.context, jit_compile=jit_compile, use_cache=True, slide=True
+        )
 
     def _check_settings(self, max_new_tokens, temperature, top_k, top_p):
         return [
@@ -119,10 +122,6 @@ class GeneratorModule(tf.Module):
             _check(longest <= context,
                    "the prompt is {} tokens long, longer than the model's context of {}",
                    (longest, context)),
-            _check(longest + max_new_tokens - 1 <= context,
-                   "{} prompt tokens + {} new tokens go past the model's context of {} "
-                   "positions; generate fewer tokens (a SavedModel does not slide the window)",
-                   (longest, max_new_tokens, context)),
         ]
         with tf.control_dependencies(checks):
             right_padded = ids.to_tensor(0)
@@ -132,12 +131,18 @@ class GeneratorModule(tf.Module):
         left_padded = tf.where(
             source >= 0, tf.gather(right_padded, tf.maximum(source, 0), batch_dims=1), 0
         )
+        settings = (temperature, top_k, top_p, seed)
+
+        def decode():
+            fits = longest + max_new_tokens - 1 <= context
+            return tf.cond(
+                fits,
+                lambda: self._decoder.cached_loop(left_padded, padding, max_new_tokens, *settings),
+                lambda: self._decoder.sliding_loop(left_padded, padding, max_new_tokens, *settings),
+            )
+
         new_ids = tf.cond(
-            max_new_tokens > 0,
-            lambda: self._decoder.cached_loop(
-                left_padded, padding, max_new_tokens, temperature, top_k, top_p, seed
-            ),
-            lambda: tf.zeros([tf.size(prompt), 0], tf.int32),
+            max_new_tokens > 0, decode, lambda: tf.zeros([tf.size(prompt), 0], tf.int32)
         )
         return {"text": tf.strings.join([prompt, self.tokenizer.decode(new_ids)])}
 

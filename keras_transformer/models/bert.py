@@ -62,7 +62,7 @@ def build_bert(config: TransformerConfig, name="bert") -> keras.Model:
         name="segment_embedding",
     )(segment_ids)
     x = keras.layers.Add(name="add_segments")([embedding(token_ids), segments])
-    x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="embedding_norm")(x)
+    x = make_norm(config.norm, config.layer_norm_epsilon, name="embedding_norm")(x)
     x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     for index in range(config.num_layers):
         x = TransformerBlock(
@@ -76,7 +76,7 @@ def build_bert(config: TransformerConfig, name="bert") -> keras.Model:
 
     # Masked-LM head: transform, normalise, project with the input embedding.
     h = keras.layers.Dense(config.d_model, activation="gelu", name="mlm_transform")(x)
-    h = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="mlm_norm")(h)
+    h = make_norm(config.norm, config.layer_norm_epsilon, name="mlm_norm")(h)
     if config.tie_embeddings:
         mlm_logits = LogitBias(name="mlm_bias")(embedding(h, reverse=True))
     else:

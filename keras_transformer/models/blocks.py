@@ -2,7 +2,15 @@
 
 
 def block_args(config):
-    """Keyword arguments of `TransformerBlock` shared by GPT, BERT and seq2seq blocks."""
+    """Keyword arguments of `TransformerBlock` shared by GPT, BERT and seq2seq blocks.
+
+    Every architecture option of `TransformerConfig` that a block honours is
+    here, so GPT, BERT and both stacks of the encoder-decoder take the same
+    ones: `position="rope"` rotates the queries and keys of self-attention
+    (cross-attention has no shared positions and never rotates),
+    `num_kv_heads` sets the key/value heads of self- and cross-attention, and
+    `attention` / `attention_block_size` choose the attention kernel of both.
+    """
     return dict(
         d_model=config.d_model,
         num_heads=config.num_heads,
@@ -14,4 +22,8 @@ def block_args(config):
         layer_norm_epsilon=config.layer_norm_epsilon,
         norm=config.norm,
         recompute=config.recompute,
+        num_kv_heads=config.num_kv_heads,
+        rotary=config.position == "rope",
+        attention=config.attention,
+        attention_block_size=config.attention_block_size,
     )

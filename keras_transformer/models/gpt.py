@@ -44,10 +44,6 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
         x = TransformerBlock(
             **block_args(config),
             causal=True,
-            num_kv_heads=config.num_kv_heads,
-            rotary=config.position == "rope",
-            attention=config.attention,
-            attention_block_size=config.attention_block_size,
             name=f"block_{index}",
         )(x)
     if config.norm_first:

@@ -34,7 +34,22 @@ class AdamW(keras.optimizers.AdamW):
     scales its own share by `min(1, global_clipnorm / norm)`: the all-reduce
     that follows then adds up exactly the clipped gradient of the global
     batch. On one replica this is Keras' own clipping.
+
+    Weight decay is decided by shape, not by name: matrices (rank >= 2: the
+    projection kernels and the embedding tables) are decayed; vectors and
+    scalars (every bias, LayerNorm's gamma and beta, RMSNorm's scale, the
+    logit bias) never are, and neither are the per-head biases of the
+    attention projections (rank 2, `[heads, head_dim]`, the `bias` of their
+    `EinsumDense`). `exclude_from_weight_decay` still excludes more.
     """
+
+    def build(self, var_list):
+        # Keras variables: `name` is the short name, "bias" for Dense and EinsumDense biases
+        # (the backend's variables, which `_use_weight_decay` sees, carry the whole path).
+        self.exclude_from_weight_decay(
+            var_list=[v for v in var_list if len(v.shape) < 2 or v.name == "bias"]
+        )
+        super().build(var_list)
 
     def _clip_gradients(self, grads):
         context = tf.distribute.get_replica_context()
@@ -57,14 +72,12 @@ def make_optimizer(
 ):
     """AdamW with the warmup + cosine schedule and global-norm gradient clipping.
 
-    Weight decay applies to the matrices only: biases, normalisation scales and
-    offsets are excluded, as in GPT-2 and nanoGPT.
+    Weight decay applies to the matrices only (see `AdamW`): biases and every
+    normalisation parameter are excluded, as in GPT-2 and nanoGPT.
     """
-    optimizer = AdamW(
+    return AdamW(
         learning_rate=warmup_cosine(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
         beta_2=beta_2,
         global_clipnorm=clipnorm,
     )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer

@@ -1,0 +1,117 @@
+"""Every `python -m keras_transformer.…` command in the README's bash blocks runs as printed.
+
+The commands are read from README.md (backslash-continued lines joined,
+trailing `# comments` dropped) and run against one tiny GPT run trained
+here. Only two paths are substituted: the run directory (`runs/gpt-default`,
+`runs/gpt-...`) and the export directory (`exports/gpt`, a fresh directory
+that the README's own export command writes before any command reads it).
+"""
+
+import os
+import re
+import shlex
+
+import pytest
+from conftest import REPO, TINY_TRAIN_FLAGS, make_text, run_cli
+
+PREFIX = "python -m keras_transformer."
+RUN_PATH = re.compile(r"^runs/gpt-(default|\.\.\.)(?=/|$)")
+EXPORT_PATH = re.compile(r"^exports/gpt(?=/|$)")
+README = os.path.join(REPO, "README.md")
+
+
+def readme_commands(path=README):
+    """`(as printed, argv)` of every README shell line starting with `PREFIX`, in order.
+
+    Only ```bash blocks count; a line ending in a backslash continues on the
+    next one; `argv` is the line split as the shell would, comments dropped.
+    """
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    commands = []
+    for block in re.findall(r"^```bash[ \t]*\n(.*?)^```", text, flags=re.S | re.M):
+        for line in re.sub(r"\\\n", " ", block).splitlines():
+            if line.startswith(PREFIX):
+                commands.append((line, shlex.split(line, comments=True)))
+    return commands
+
+
+def module_of(argv):
+    """`generate` for `python -m keras_transformer.generate ...`."""
+    return argv[2][len("keras_transformer."):]
+
+
+def substitute(argv, run_dir, export_dir):
+    """`argv` with the README's run and export paths replaced by the test's."""
+    out = []
+    for arg in argv:
+        arg = RUN_PATH.sub(lambda _: run_dir, arg)
+        arg = EXPORT_PATH.sub(lambda _: export_dir, arg)
+        out.append(arg)
+    return out
+
+
+COMMANDS = readme_commands()
+# The export commands write exports/gpt; they run first (in a fixture), the rest in README order.
+EXPORTS = [c for c in COMMANDS if module_of(c[1]) == "export"]
+OTHERS = [c for c in COMMANDS if module_of(c[1]) != "export"]
+
+
+def test_the_readme_commands_are_collected():
+    modules = [module_of(argv) for _, argv in COMMANDS]
+    assert len(COMMANDS) >= 9, COMMANDS
+    assert modules.count("generate") >= 5 and modules.count("inspect") >= 3, modules
+    assert modules.count("export") == 1, modules
+    for printed, argv in COMMANDS:
+        assert argv[:2] == ["python", "-m"] and "#" not in " ".join(argv), printed
+        # Placeholders like "[--seed 1]" are not runnable as printed.
+        assert not any(arg.startswith("[") or arg.endswith("]") for arg in argv), printed
+        paths = [arg for arg in argv if arg.startswith(("runs/", "exports/"))]
+        assert all(RUN_PATH.match(p) or EXPORT_PATH.match(p) for p in paths), printed
+
+
+@pytest.fixture(scope="module")
+def readme_dirs(tmp_path_factory):
+    """A tiny finished GPT run, and the README's export command(s) run on it."""
+    root = tmp_path_factory.mktemp("readme")
+    (root / "play.txt").write_text(make_text(), encoding="utf-8")
+    result = run_cli(["train.py", "--arch", "gpt", "--data", "play.txt", "--out", "run",
+                      *TINY_TRAIN_FLAGS], cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir, export_dir = str(root / "run"), str(root / "exports" / "gpt")
+    os.makedirs(os.path.dirname(export_dir))
+    exports = [_run(command, root, run_dir, export_dir) for command in EXPORTS]
+    return root, run_dir, export_dir, exports
+
+
+def _run(command, root, run_dir, export_dir):
+    printed, argv = command
+    args = substitute(argv, run_dir, export_dir)
+    return printed, args, run_cli(args[1:], cwd=root)  # run_cli adds the Python interpreter
+
+
+def _assert_ok(printed, args, result):
+    assert result.returncode == 0, (
+        f"README command failed (exit {result.returncode}):\n  {printed}\nran as:\n  "
+        f"{shlex.join(args)}\nstderr:\n{result.stderr[-3000:]}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(EXPORTS)), ids=[shlex.join(c[1][2:]) for c in EXPORTS])
+def test_readme_export_command_runs(readme_dirs, index):
+    _, _, export_dir, exports = readme_dirs
+    _assert_ok(*exports[index])
+    assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", OTHERS, ids=[shlex.join(c[1][2:]) for c in OTHERS])
+def test_readme_command_runs(readme_dirs, command):
+    root, run_dir, export_dir, exports = readme_dirs
+    printed, args, result = _run(command, root, run_dir, export_dir)
+    if export_dir in args:
+        for export in exports:
+            _assert_ok(*export)  # the export it reads was not written
+    _assert_ok(printed, args, result)
+    assert result.stdout.strip(), f"{printed} printed nothing"
