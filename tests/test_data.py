@@ -118,3 +118,18 @@ def test_shakespeare_without_cache_or_network_says_where_to_put_it(tmp_path, mon
     message = str(error.value)
     assert os.path.join(str(tmp_path), "datasets", "tinyshakespeare.txt") in message
     assert "--data" in message and "\n" not in message
+
+
+def test_shakespeare_download_failure_without_cache_dir_names_the_keras_home(tmp_path, monkeypatch):
+    """The default cache (no `cache_dir`): the message names $KERAS_HOME/datasets/..."""
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(sources.keras.utils, "get_file", offline)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(UserInputError) as error:
+        load_text()
+    message = str(error.value)
+    assert os.path.join(str(tmp_path), "datasets", "tinyshakespeare.txt") in message
+    assert "no network" in message and "\n" not in message

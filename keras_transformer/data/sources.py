@@ -29,7 +29,8 @@ def shakespeare_path(cache_dir=None):
             cache_dir=cache_dir,
         )
     except Exception as error:  # no network, a proxy error, a bad hash ...
-        home = cache_dir or keras.config.keras_home()
+        # Where get_file looked: `cache_dir`, else $KERAS_HOME, else ~/.keras.
+        home = cache_dir or os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
         cache = os.path.join(home, "datasets", SHAKESPEARE_FNAME)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserInputError(
