@@ -292,6 +292,9 @@ def test_a_killed_run_resumes_from_its_backup(tmp_path):
     [
         ("charrnn", ["--position", "rope", "--num-heads", "2"], ["--position", "--num-heads"]),
         ("gpt", ["--rnn-units", "8"], ["--rnn-units"]),
+        ("gpt", ["--num-segments", "2"], ["--num-segments"]),
+        ("bert", ["--num-decoder-layers", "3", "--no-share-embeddings"],
+         ["--num-decoder-layers", "--no-share-embeddings"]),
     ],
 )
 def test_train_refuses_flags_the_arch_would_ignore(arch, flags, named, tmp_path, cli):

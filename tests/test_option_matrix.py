@@ -28,7 +28,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_transformer import TransformerConfig, build_bert, build_gpt, build_seq2seq
+from keras_transformer import (
+    TransformerConfig,
+    UserInputError,
+    build_bert,
+    build_gpt,
+    build_seq2seq,
+)
 from keras_transformer.config import ACTIVATIONS, ATTENTIONS, NORMS, POSITIONS
 from keras_transformer.layers import RMSNormalization, TransformerBlock
 from keras_transformer.models import call_with_cache, init_cache
@@ -345,3 +351,10 @@ def test_dropout_is_applied_in_training_only(family, name):
     inference = forward(family, model, feed)
     np.testing.assert_allclose(forward(family, model, feed), inference, atol=1e-6)
     assert _max_diff(forward(family, model, feed, training=True), inference) > 1e-3
+
+
+@pytest.mark.parametrize("family", ["gpt", "seq2seq"])
+def test_an_option_a_family_cannot_honour_is_refused_in_one_line(family):
+    with pytest.raises(UserInputError, match="num_segments=2 does not apply to") as error:
+        BUILDERS[family](TransformerConfig(**SIZES, num_segments=2))
+    assert "\n" not in str(error.value)

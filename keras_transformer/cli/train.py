@@ -134,6 +134,9 @@ def build_parser():
 # below). max_len is accepted but unused: the char-RNN's context is --seq-len.
 CHARRNN_CONFIG_FIELDS = ("d_model", "dropout", "max_len", "vocab_size")
 CHARRNN_FLAGS = ("rnn_units", "rnn_layers")
+# TransformerConfig fields of one Transformer family only.
+FAMILY_FIELDS = {"num_segments": "bert", "num_decoder_layers": "seq2seq",
+                 "share_embeddings": "seq2seq"}
 
 
 def _flag(name, value=None):
@@ -156,6 +159,16 @@ def _check_arch_flags(args, overrides):
                 f"--d-model, --dropout, --rnn-units, --rnn-layers, and --seq-len as its context)"
             )
     else:
+        ignored = [_flag(name, value) for name, value in overrides.items()
+                   if FAMILY_FIELDS.get(name, args.arch) != args.arch]
+        if ignored:
+            verb = "does" if len(ignored) == 1 else "do"
+            owners = sorted({FAMILY_FIELDS[name] for name in overrides
+                             if FAMILY_FIELDS.get(name, args.arch) != args.arch})
+            raise UserInputError(
+                f"{', '.join(ignored)} {verb} not apply to --arch {args.arch} (only to "
+                f"{' and '.join('--arch ' + owner for owner in owners)})"
+            )
         ignored = [_flag(name) for name in CHARRNN_FLAGS if getattr(args, name) is not None]
         if ignored:
             verb = "does" if len(ignored) == 1 else "do"

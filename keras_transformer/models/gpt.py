@@ -30,6 +30,11 @@ def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
     >>> model(np.zeros((1, 10), "int32")).shape
     (1, 10, 65)
     """
+    if config.num_segments:
+        raise UserInputError(
+            f"num_segments={config.num_segments} does not apply to a GPT (segment "
+            "embeddings are BERT's); use num_segments=0"
+        )
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     embedding = PositionalEmbedding(
         config.vocab_size,

@@ -20,6 +20,7 @@ position bias table.
 import keras
 
 from keras_transformer.config import TransformerConfig
+from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock, make_norm
 from keras_transformer.models.blocks import block_args
 
@@ -68,6 +69,11 @@ def build_seq2seq(config: TransformerConfig, name="seq2seq") -> keras.Model:
     ...        "target_ids": np.ones((1, 5), "int32")}).shape
     (1, 5, 30)
     """
+    if config.num_segments:
+        raise UserInputError(
+            f"num_segments={config.num_segments} does not apply to an encoder-decoder (segment "
+            "embeddings are BERT's); use num_segments=0"
+        )
     source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
     target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
     source_mask = PaddingMask(name="source_mask")(source_ids)
