@@ -102,11 +102,6 @@ class CharTokenizer:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(spec, handle, ensure_ascii=False)
 
-    @classmethod
-    def load(cls, path):
-        """Read a tokenizer written by `save`."""
-        return load_tokenizer(path)
-
 
 def load_tokenizer(path):
     """Load the tokenizer stored at `path` (a `tokenizer.json`).

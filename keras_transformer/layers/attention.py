@@ -28,12 +28,6 @@ from keras_transformer.layers.rotary import RotaryEmbedding
 IMPLEMENTATIONS = ("standard", "chunked")
 
 
-def _key_padding_mask(padding_mask, query_length):
-    """Turn a `[batch, keys]` padding mask into a `[batch, queries, keys]` mask."""
-    mask = ops.cast(padding_mask, "bool")[:, None, :]
-    return ops.repeat(mask, query_length, axis=1)
-
-
 def _dense_mask(key_mask, causal, query_length, key_length):
     """The `[batch or 1, queries, keys]` bool mask of a key padding mask and/or causality."""
     mask = None

@@ -9,7 +9,7 @@ that fills the architecture's own metrics and sample.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -44,4 +44,3 @@ class Job:
     describe: str
     finish: Callable
     data_name: str
-    extra_config: dict = field(default_factory=dict)
