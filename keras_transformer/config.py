@@ -16,7 +16,7 @@ Example:
 import dataclasses
 from dataclasses import dataclass
 
-from keras_transformer.errors import UserInputError
+from keras_transformer.errors import UserInputError, recompute_dropout_message
 
 POSITIONS = ("learned", "sinusoidal", "rope")
 ACTIVATIONS = ("relu", "gelu", "swiglu")
@@ -67,7 +67,8 @@ class TransformerConfig:
         recompute: gradient checkpointing of every block in training
             (`TransformerBlock(recompute=True)`, `tf.recompute_grad`): less
             activation memory for one more forward pass; outputs and
-            gradients are unchanged.
+            gradients are unchanged. It needs `dropout=0`: the recomputed
+            pass would draw other dropout masks than the forward pass.
         num_segments: segment ("token type") embeddings added to the token
             embeddings, BERT's sentence A / sentence B; 0 means none (GPT).
         num_decoder_layers: decoder blocks of an encoder-decoder model
@@ -132,6 +133,8 @@ class TransformerConfig:
             raise UserInputError(
                 f"position='rope' needs an even head width, got d_model/num_heads = {self.head_dim}"
             )
+        if self.recompute and self.dropout:
+            raise UserInputError(recompute_dropout_message(self.dropout))
         if self.attention == "chunked" and self.dropout:
             raise UserInputError(
                 "attention='chunked' has no attention dropout; use dropout=0 "

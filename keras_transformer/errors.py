@@ -10,3 +10,11 @@ callers can catch it like any other exception.
 
 class UserInputError(ValueError):
     """A problem with the user's input, described in one plain sentence."""
+
+
+def recompute_dropout_message(dropout):
+    """Why `recompute` refuses dropout (`TransformerConfig` and `TransformerBlock` say it)."""
+    return (
+        f"recompute=True needs dropout=0 (got {dropout}): the recomputed forward pass would "
+        "draw new dropout masks, so the gradients would not be those of the output"
+    )

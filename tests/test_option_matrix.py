@@ -64,9 +64,9 @@ COMBINATIONS = {
         attention="chunked", attention_block_size=3, norm_first=False, recompute=True,
         dropout=0.0,
     ),
-    "rope-mqa-rms-swiglu-pre-recompute-dropout": dict(
+    "rope-mqa-rms-swiglu-pre-dropout": dict(
         position="rope", num_kv_heads=1, norm="rms", activation="swiglu",
-        attention="standard", attention_block_size=5, norm_first=True, recompute=True,
+        attention="standard", attention_block_size=5, norm_first=True, recompute=False,
         dropout=0.1,
     ),
     "rope-gqa-layer-gelu-chunked-post": dict(
@@ -324,8 +324,7 @@ def test_grouped_query_attention_equals_its_repeated_kv_reference(family, name):
     np.testing.assert_allclose(grouped, reference, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("family, name", [c for c in CASES if COMBINATIONS[c[1]]["recompute"]
-                                          and not COMBINATIONS[c[1]]["dropout"]])
+@pytest.mark.parametrize("family, name", [c for c in CASES if COMBINATIONS[c[1]]["recompute"]])
 def test_recompute_keeps_the_gradients(family, name):
     model = model_for(family, name)
     plain = build(family, name, seed=1, recompute=False)
@@ -358,3 +357,13 @@ def test_an_option_a_family_cannot_honour_is_refused_in_one_line(family):
     with pytest.raises(UserInputError, match="num_segments=2 does not apply to") as error:
         BUILDERS[family](TransformerConfig(**SIZES, num_segments=2))
     assert "\n" not in str(error.value)
+
+
+def test_recompute_with_dropout_is_refused_in_one_line():
+    # The recomputed forward pass would draw other dropout masks than the forward pass
+    # (measured before the refusal: gradients off by 1.8 for a largest gradient of 8.4).
+    with pytest.raises(UserInputError, match="recompute=True needs dropout=0") as error:
+        TransformerConfig(**SIZES, recompute=True, dropout=0.1)
+    assert "\n" not in str(error.value)
+    with pytest.raises(UserInputError, match="recompute=True needs dropout=0"):
+        TransformerBlock(d_model=16, num_heads=4, dropout=0.1, recompute=True)

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_transformer.errors import UserInputError, recompute_dropout_message
 from keras_transformer.layers.attention import (
     CausalSelfAttention,
     CrossAttention,
@@ -49,7 +50,8 @@ class TransformerBlock(keras.layers.Layer):
             inside the block there (`keras.remat`, i.e. `tf.recompute_grad`
             on TensorFlow). Outputs and gradients are unchanged; activation
             memory drops from all blocks' to one block's at the price of a
-            second forward pass.
+            second forward pass. It needs `dropout=0` (the second pass would
+            draw other dropout masks).
 
     Call arguments:
         inputs: `[batch, time, d_model]`.
@@ -95,6 +97,8 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if recompute and dropout:
+            raise UserInputError(recompute_dropout_message(dropout))
         self.d_model = d_model
         self.num_heads = num_heads
         self.d_ff = d_ff or 4 * d_model
