@@ -176,6 +176,20 @@ def test_generation_benchmark_smoke_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_sliding_generation_benchmark_smoke_run(tmp_path):
+    # 40 new tokens past a 16-position context: both loops slide.
+    out = tmp_path / "sliding.json"
+    result = _run("generate.py", "--impls", "ours_cached_sliding", "ours_uncached_sliding",
+                  "--new-tokens", "40", "--sliding-max-len", "16", "--repeats", "1",
+                  "--batches", "1", "--prompt-len", "3", "--num-layers", "1", "--d-model", "16",
+                  "--num-heads", "2", "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    assert {r["impl"] for r in rows} == {"ours_cached_sliding", "ours_uncached_sliding"}
+    assert all(r["new_tokens"] == 40 and r["tokens_per_sec"] > 0 for r in rows)
+
+
+@pytest.mark.slow
 def test_attention_memory_benchmark_smoke_run(tmp_path):
     out, png = tmp_path / "memory.json", tmp_path / "memory.png"
     result = _run("attention_memory.py", "--lengths", "64", "--json", str(out), "--plot", str(png),
