@@ -19,12 +19,23 @@ from keras_transformer import layers  # noqa: F401  (registers the layers with K
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
-from keras_transformer.models import build_bert, build_charrnn, build_gpt, build_seq2seq
+from keras_transformer.models import (
+    BERT,
+    GPT,
+    Seq2Seq,
+    build_bert,
+    build_charrnn,
+    build_gpt,
+    build_seq2seq,
+)
 from keras_transformer.training import schedules  # noqa: F401  (registers the optimizer)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BERT",
+    "GPT",
+    "Seq2Seq",
     "TransformerConfig",
     "UserInputError",
     "build_bert",

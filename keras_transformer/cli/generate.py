@@ -27,7 +27,9 @@ def load_run(run_dir):
     """The model, tokenizer and context length stored in a run directory."""
     import keras
 
+    from keras_transformer.config import TransformerConfig
     from keras_transformer.data import load_tokenizer
+    from keras_transformer.models.gpt import gpt_from_functional, supports_cache
 
     if not os.path.isdir(run_dir):
         raise UserInputError(f"--model {run_dir} is not a directory")
@@ -57,6 +59,17 @@ def load_run(run_dir):
         raise UserInputError(
             f"could not load {run_dir}/model.keras ({first_line[:200]})"
         ) from None
+    if arch == "gpt" and not supports_cache(model):  # written before GPT was a class
+        try:
+            config = TransformerConfig.from_dict(run_config["settings"]["model"])
+        except (KeyError, TypeError, UserInputError):
+            config = None
+        model = gpt_from_functional(model, config) if config else None
+        if model is None:
+            raise UserInputError(
+                f"{run_dir}/model.keras was written by an earlier version of keras_transformer "
+                "and does not match its config.json; train the run again"
+            )
     return model, tokenizer, context
 
 

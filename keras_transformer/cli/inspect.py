@@ -16,7 +16,6 @@ takes a few seconds on a CPU.
 """
 
 import json
-import math
 import os
 import sys
 
@@ -143,34 +142,6 @@ def parameter_count(config, family=None):
     return build_model(config, family_of(config, family)).count_params()
 
 
-def seq2seq_parts(model):
-    """Parameters of a `build_seq2seq` model by part, read from its layers.
-
-    Returns `{"encoder": n, "decoder": n, "shared embedding": n, "other": n}`:
-    the encoder's blocks, final norm and (unshared) source embedding; the
-    decoder's blocks, final norm, target embedding and untied `lm_head`; the
-    one token table of `share_embeddings`. Every variable is counted once, so
-    the parts sum to `model.count_params()`.
-    """
-    parts = {"encoder": 0, "decoder": 0, "shared embedding": 0, "other": 0}
-    seen = set()
-    for layer in model.layers:
-        name = layer.name
-        if name.startswith(("encoder_", "source_")):
-            part = "encoder"
-        elif name.startswith(("decoder_", "target_", "lm_head")):
-            part = "decoder"
-        elif name == "embedding":
-            part = "shared embedding"
-        else:
-            part = "other"
-        for weight in layer.weights:
-            if id(weight) not in seen:
-                seen.add(id(weight))
-                parts[part] += math.prod(weight.shape)
-    return parts
-
-
 def _parameters(config, family, model):
     total = model.count_params()
     if family == "bert":
@@ -179,7 +150,7 @@ def _parameters(config, family, model):
         return (f"{total:,} (backbone {backbone_params(model):,} without the masked-LM "
                 "and sentence-pair heads)")
     if family == "seq2seq":
-        parts = seq2seq_parts(model)
+        parts = model.parameter_parts()
         shown = [f"{name} {count:,}" for name, count in parts.items()
                  if count or name in ("encoder", "decoder")]
         return f"{total:,} ({' + '.join(shown)})"

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation.sampling import sample_next
-from keras_transformer.models.gpt import call_with_cache, init_cache, supports_cache
+from keras_transformer.models.gpt import supports_cache
 
 
 def context_length(model):
@@ -134,12 +134,12 @@ class Decoder:
             length = tf.shape(tokens)[1]
             own_slot = tf.range(length)
             positions = tf.maximum(own_slot[None, :] - pad[:, None], 0)
-            logits, cache = call_with_cache(
-                self.model, tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :])
+            logits, cache = self.model.call_with_cache(
+                tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :])
             )
             return logits[:, -1], cache
 
-        last, cache = encode(ids, padding, init_cache(self.model, batch, slots))
+        last, cache = encode(ids, padding, self.model.init_cache(batch, slots))
         # The last `keep` ids of every row, left-padded, and how many of them are padding.
         window = tf.concat([tf.zeros([batch, keep], tf.int32), ids], axis=1)[:, -keep:]
         window_pad = tf.maximum(padding + keep - prompt_len, 0)
@@ -154,8 +154,8 @@ class Decoder:
         def append(t, last, cache, out, index, pad, window, window_pad):
             """Sample token `t` and run it alone, cached, at slot `index`."""
             token, out, window, window_pad = sample(t, last, out, window, window_pad)
-            logits, cache = call_with_cache(
-                self.model, token[:, None], (index - pad)[:, None], cache, index,
+            logits, cache = self.model.call_with_cache(
+                token[:, None], (index - pad)[:, None], cache, index,
                 cache_mask(pad, tf.fill([1, 1], index)),
             )
             return t + 1, logits[:, -1], cache, out, index + 1, pad, window, window_pad

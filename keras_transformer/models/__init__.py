@@ -1,12 +1,16 @@
-"""Functional Keras models built from `keras_transformer.layers`."""
+"""The model families, functional `keras.Model` classes built from `keras_transformer.layers`:
+`GPT`, `BERT`, `Seq2Seq` (and the char-RNN baseline)."""
 
 from keras_transformer.models.attention_maps import gpt_attention_maps, seq2seq_cross_attention_maps
-from keras_transformer.models.bert import backbone_params, build_bert
+from keras_transformer.models.bert import BERT, backbone_params, build_bert
 from keras_transformer.models.charrnn import build_charrnn
-from keras_transformer.models.gpt import build_gpt, call_with_cache, init_cache, supports_cache
-from keras_transformer.models.seq2seq import build_seq2seq
+from keras_transformer.models.gpt import GPT, build_gpt, call_with_cache, init_cache, supports_cache
+from keras_transformer.models.seq2seq import Seq2Seq, build_seq2seq
 
 __all__ = [
+    "BERT",
+    "GPT",
+    "Seq2Seq",
     "backbone_params",
     "build_bert",
     "build_charrnn",

@@ -1,9 +1,10 @@
 """The decoder-only language model (GPT): embeddings, causal blocks, logits.
 
-Besides `build_gpt`, this module knows the model's layer names, so it also
-provides the two functions a KV-cached decoder needs: `init_cache` (empty
-keys/values for every block) and `call_with_cache` (run new tokens through
-the same layers, reading and extending the cache).
+`GPT` is a functional `keras.Model` built from a `TransformerConfig`, laid
+out like keras-hub's backbones: the layers and the functional graph, then
+the config. It owns what only it knows: `init_cache` / `call_with_cache`
+(the same layers run on new tokens against a key/value cache) and
+`attention_maps`. `build_gpt(config)` is the one-line entry point.
 """
 
 import keras
@@ -15,118 +16,169 @@ from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make
 from keras_transformer.models.blocks import block_args
 
 
-def build_gpt(config: TransformerConfig, name="gpt") -> keras.Model:
-    """A functional GPT: int token ids `[batch, time]` -> logits `[batch, time, vocab]`.
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class GPT(keras.Model):
+    """A GPT: int token ids `[batch, time]` -> logits `[batch, time, vocab]`.
 
     `time` may be anything up to `config.max_len`. The logits are float32
     even under a mixed-precision policy, so the loss is computed in float32.
-    The config's modern options are all honoured: `position="rope"`,
-    `num_kv_heads`, `norm="rms"`, `activation="swiglu"` and
-    `attention="chunked"`.
+    Every option of the config is honoured: `position="rope"`,
+    `num_kv_heads`, `norm="rms"`, `activation="swiglu"`,
+    `attention="chunked"`, `recompute`, `dropout`.
+
+    Args:
+        config: a `TransformerConfig` (or its `to_dict()`).
+        name: the model's name.
 
     Example:
 
-    >>> model = build_gpt(TransformerConfig(vocab_size=65, num_layers=2, d_model=32, num_heads=2))
+    >>> model = GPT(TransformerConfig(vocab_size=65, num_layers=2, d_model=32, num_heads=2))
     >>> model(np.zeros((1, 10), "int32")).shape
     (1, 10, 65)
     """
-    if config.num_segments:
-        raise UserInputError(
-            f"num_segments={config.num_segments} does not apply to a GPT (segment "
-            "embeddings are BERT's); use num_segments=0"
+
+    def __init__(self, config, name="gpt", **kwargs):
+        if isinstance(config, dict):
+            config = TransformerConfig.from_dict(config)
+        if config.num_segments:
+            raise UserInputError(
+                f"num_segments={config.num_segments} does not apply to a GPT (segment "
+                "embeddings are BERT's); use num_segments=0"
+            )
+        # === Layers and graph === (each layer made where it is first called, so a
+        # seeded model draws its initial weights in the same order as ever)
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        embedding = PositionalEmbedding(
+            config.vocab_size, config.d_model, config.max_len, position=config.position,
+            name="embedding",
         )
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    embedding = PositionalEmbedding(
-        config.vocab_size,
-        config.d_model,
-        config.max_len,
-        position=config.position,
-        name="embedding",
-    )
-    x = embedding(token_ids)
-    x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
-    for index in range(config.num_layers):
-        x = TransformerBlock(
-            **block_args(config),
-            causal=True,
-            name=f"block_{index}",
-        )(x)
-    if config.norm_first:
-        # Pre-LN leaves the residual stream unnormalised: one last norm.
-        x = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")(x)
-    if config.tie_embeddings:
-        logits = embedding(x, reverse=True)
-    else:
-        logits = keras.layers.Dense(
-            config.vocab_size, use_bias=False, dtype="float32", name="lm_head"
-        )(x)
-    return keras.Model(token_ids, logits, name=name)
+        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(token_ids))
+        blocks = []
+        for index in range(config.num_layers):
+            blocks.append(TransformerBlock(**block_args(config), causal=True,
+                                           name=f"block_{index}"))
+            x = blocks[-1](x)
+        final_norm = lm_head = None
+        if config.norm_first:  # pre-LN leaves the residual stream unnormalised: one last norm
+            final_norm = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")
+            x = final_norm(x)
+        if config.tie_embeddings:
+            logits = embedding(x, reverse=True)
+        else:
+            lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
+                                         name="lm_head")
+            logits = lm_head(x)
+        super().__init__(token_ids, logits, name=name, **kwargs)
+
+        # === Config ===
+        self.config = config
+        self.embedding = embedding
+        self.blocks = blocks
+        self.final_norm = final_norm
+        self.lm_head = lm_head
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _logits(self, x):
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        logits = self.embedding(x, reverse=True) if self.lm_head is None else self.lm_head(x)
+        return ops.cast(logits, "float32")
+
+    def init_cache(self, batch_size, slots):
+        """An empty KV cache: per block a `(keys, values)` pair `[batch, slots, kv_heads, head_dim]`."""
+        shape = (batch_size, slots, self.config.num_kv_heads, self.config.head_dim)
+        return [(ops.zeros(shape, block.compute_dtype), ops.zeros(shape, block.compute_dtype))
+                for block in self.blocks]
+
+    def call_with_cache(self, token_ids, positions, cache, cache_index, attention_mask):
+        """Logits of new tokens whose keys and values are appended to the cache.
+
+        Runs exactly the layers of the model, but each block's self-attention
+        writes the new keys/values at slots `cache_index ...` and attends to
+        the cached ones.
+
+        Args:
+            token_ids: int `[batch, time]`, the new tokens.
+            positions: int `[batch, time]`, their positions in their rows.
+            cache: from `init_cache` (or a previous call).
+            cache_index: int scalar, the slot of the first new token.
+            attention_mask: bool `[batch, time, slots]`: which cache slots each
+                new token may attend to (itself and the real tokens before it).
+
+        Returns:
+            `(logits [batch, time, vocab] float32, new_cache)`.
+        """
+        x = self.embedding(token_ids, positions=positions)
+        new_cache = []
+        for block, block_cache in zip(self.blocks, cache, strict=True):
+            x, block_cache = block(
+                x, positions=positions, cache=block_cache, cache_index=cache_index,
+                attention_mask=attention_mask, training=False,
+            )
+            new_cache.append(block_cache)
+        return self._logits(x), new_cache
+
+    def attention_maps(self, token_ids):
+        """Self-attention weights of each block, re-running the layers eagerly.
+
+        Args:
+            token_ids: int `[batch, time]` (no padding).
+
+        Returns:
+            A list with one numpy array `[batch, heads, time, time]` per block:
+            row `t` of head `h` is how position `t` spreads its attention over
+            positions `0 .. t` (the causal mask zeroes the rest); rows sum to 1.
+        """
+        x = self.embedding(ops.convert_to_tensor(token_ids, "int32"))
+        maps = []
+        for block in self.blocks:
+            x, scores = block(x, training=False, return_attention_scores=True)
+            maps.append(ops.convert_to_numpy(scores["self_attention"]))
+        return maps
 
 
-def _parts(model):
-    """The embedding, the blocks (in order), the final norm and the lm head of a GPT."""
-    layers = {layer.name: layer for layer in model.layers}
-    embedding = layers.get("embedding")
-    blocks = [layer for layer in model.layers if isinstance(layer, TransformerBlock)]
-    if not isinstance(embedding, PositionalEmbedding) or not blocks:
-        raise UserInputError(f"model {model.name!r} is not a GPT from build_gpt")
-    return embedding, blocks, layers.get("final_norm"), layers.get("lm_head")
+def build_gpt(config: TransformerConfig, name="gpt") -> GPT:
+    """A `GPT` of `config` (see `GPT`)."""
+    return GPT(config, name=name)
+
+
+def gpt_from_functional(model, config):
+    """A `GPT` of `config` with the weights of `model`, or `None` if they do not fit.
+
+    Run directories written before `GPT` was a class hold a plain functional
+    model of the same layers (same names, same weight order); this rebuilds
+    it as a `GPT`, so it decodes with its cache again.
+    """
+    gpt = GPT(config, name=model.name)
+    weights = model.get_weights()
+    if [w.shape for w in weights] != [tuple(v.shape) for v in gpt.weights]:
+        return None
+    gpt.set_weights(weights)
+    return gpt
 
 
 def supports_cache(model):
-    """Whether `model` is a GPT built by `build_gpt` (so `call_with_cache` works)."""
-    try:
-        _parts(model)
-    except UserInputError:
-        return False
-    return True
+    """Whether `model` decodes with a KV cache (it is a `GPT`)."""
+    return isinstance(model, GPT)
 
 
 def init_cache(model, batch_size, slots):
-    """An empty KV cache: per block a `(keys, values)` pair `[batch, slots, kv_heads, head_dim]`."""
-    _, blocks, _, _ = _parts(model)
-    cache = []
-    for block in blocks:
-        mha = block.self_attention.mha
-        shape = (batch_size, slots, mha.num_kv_heads, mha.key_dim)
-        dtype = block.compute_dtype
-        cache.append((ops.zeros(shape, dtype), ops.zeros(shape, dtype)))
-    return cache
+    """`model.init_cache(batch_size, slots)`, for a `GPT`."""
+    return _gpt(model).init_cache(batch_size, slots)
 
 
 def call_with_cache(model, token_ids, positions, cache, cache_index, attention_mask):
-    """Logits of new tokens whose keys and values are appended to the cache.
+    """`model.call_with_cache(...)`, for a `GPT` (see `GPT.call_with_cache`)."""
+    return _gpt(model).call_with_cache(token_ids, positions, cache, cache_index, attention_mask)
 
-    Runs exactly the layers of the model, but each block's self-attention
-    writes the new keys/values at slots `cache_index ...` and attends to the
-    cached ones.
 
-    Args:
-        model: a GPT from `build_gpt`.
-        token_ids: int `[batch, time]`, the new tokens.
-        positions: int `[batch, time]`, their positions in their rows.
-        cache: from `init_cache` (or a previous call).
-        cache_index: int scalar, the slot of the first new token.
-        attention_mask: bool `[batch, time, slots]`: which cache slots each new
-            token may attend to (itself and the real tokens before it).
-
-    Returns:
-        `(logits [batch, time, vocab] float32, new_cache)`.
-    """
-    embedding, blocks, final_norm, lm_head = _parts(model)
-    x = embedding(token_ids, positions=positions)
-    new_cache = []
-    for block, block_cache in zip(blocks, cache, strict=True):
-        x, block_cache = block(
-            x,
-            positions=positions,
-            cache=block_cache,
-            cache_index=cache_index,
-            attention_mask=attention_mask,
-            training=False,
-        )
-        new_cache.append(block_cache)
-    if final_norm is not None:
-        x = final_norm(x)
-    logits = lm_head(x) if lm_head is not None else embedding(x, reverse=True)
-    return ops.cast(logits, "float32"), new_cache
+def _gpt(model):
+    if not isinstance(model, GPT):
+        raise UserInputError(f"model {model.name!r} is not a GPT from build_gpt")
+    return model

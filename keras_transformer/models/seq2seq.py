@@ -18,6 +18,8 @@ position bias table.
 """
 
 import keras
+import numpy as np
+from keras import ops
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
@@ -27,23 +29,15 @@ from keras_transformer.models.blocks import block_args
 T5_SMALL_PUBLISHED_PARAMS = 60_506_624
 
 
-def _block(config, name, decoder):
-    return TransformerBlock(
-        **block_args(config),
-        causal=decoder,
-        cross_attention=decoder,
-        name=name,
-    )
-
-
 def _embedding(config, name):
     return PositionalEmbedding(
         config.vocab_size, config.d_model, config.max_len, position=config.position, name=name
     )
 
 
-def build_seq2seq(config: TransformerConfig, name="seq2seq") -> keras.Model:
-    """A functional encoder-decoder trained with teacher forcing.
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class Seq2Seq(keras.Model):
+    """An encoder-decoder trained with teacher forcing, built from a `TransformerConfig`.
 
     Inputs, a dict:
         `source_ids`: int `[batch, source_time]`, id 0 is padding;
@@ -61,46 +55,136 @@ def build_seq2seq(config: TransformerConfig, name="seq2seq") -> keras.Model:
     `config.tie_embeddings`) the output projection; otherwise the source and
     target have their own tables.
 
+    Args:
+        config: a `TransformerConfig` (or its `to_dict()`).
+        name: the model's name.
+
     Example:
 
     >>> config = TransformerConfig(vocab_size=30, num_layers=2, d_model=32, num_heads=2)
-    >>> model = build_seq2seq(config)
+    >>> model = Seq2Seq(config)
     >>> model({"source_ids": np.ones((1, 7), "int32"),
     ...        "target_ids": np.ones((1, 5), "int32")}).shape
     (1, 5, 30)
     """
-    if config.num_segments:
-        raise UserInputError(
-            f"num_segments={config.num_segments} does not apply to an encoder-decoder (segment "
-            "embeddings are BERT's); use num_segments=0"
-        )
-    source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
-    target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
-    source_mask = PaddingMask(name="source_mask")(source_ids)
-    target_mask = PaddingMask(name="target_mask")(target_ids)
-    if config.share_embeddings:
-        source_embedding = target_embedding = _embedding(config, "embedding")
-    else:
-        source_embedding = _embedding(config, "source_embedding")
-        target_embedding = _embedding(config, "target_embedding")
 
-    x = keras.layers.Dropout(config.dropout, name="source_dropout")(source_embedding(source_ids))
-    for index in range(config.num_layers):
-        x = _block(config, f"encoder_block_{index}", decoder=False)(x, padding_mask=source_mask)
-    if config.norm_first:
-        x = make_norm(config.norm, config.layer_norm_epsilon, name="encoder_norm")(x)
+    def __init__(self, config, name="seq2seq", **kwargs):
+        if isinstance(config, dict):
+            config = TransformerConfig.from_dict(config)
+        if config.num_segments:
+            raise UserInputError(
+                f"num_segments={config.num_segments} does not apply to an encoder-decoder "
+                "(segment embeddings are BERT's); use num_segments=0"
+            )
+        # === Layers and graph === (each layer made where it is first called, so a
+        # seeded model draws its initial weights in the same order as ever)
+        source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
+        target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
+        source_mask = PaddingMask(name="source_mask")(source_ids)
+        target_mask = PaddingMask(name="target_mask")(target_ids)
+        if config.share_embeddings:
+            source_embedding = target_embedding = _embedding(config, "embedding")
+        else:
+            source_embedding = _embedding(config, "source_embedding")
+            target_embedding = _embedding(config, "target_embedding")
+        norm_args = (config.norm, config.layer_norm_epsilon)
 
-    y = keras.layers.Dropout(config.dropout, name="target_dropout")(target_embedding(target_ids))
-    for index in range(config.num_decoder_layers):
-        y = _block(config, f"decoder_block_{index}", decoder=True)(
-            y, padding_mask=target_mask, context=x, context_mask=source_mask
-        )
-    if config.norm_first:
-        y = make_norm(config.norm, config.layer_norm_epsilon, name="decoder_norm")(y)
-    if config.tie_embeddings:
-        logits = target_embedding(y, reverse=True)
-    else:
-        logits = keras.layers.Dense(
-            config.vocab_size, use_bias=False, dtype="float32", name="lm_head"
-        )(y)
-    return keras.Model({"source_ids": source_ids, "target_ids": target_ids}, logits, name=name)
+        x = keras.layers.Dropout(config.dropout, name="source_dropout")(
+            source_embedding(source_ids))
+        encoder_blocks = []
+        for index in range(config.num_layers):
+            encoder_blocks.append(TransformerBlock(**block_args(config), causal=False,
+                                                   name=f"encoder_block_{index}"))
+            x = encoder_blocks[-1](x, padding_mask=source_mask)
+        encoder_norm = decoder_norm = lm_head = None
+        if config.norm_first:
+            encoder_norm = make_norm(*norm_args, name="encoder_norm")
+            x = encoder_norm(x)
+
+        y = keras.layers.Dropout(config.dropout, name="target_dropout")(
+            target_embedding(target_ids))
+        decoder_blocks = []
+        for index in range(config.num_decoder_layers):
+            decoder_blocks.append(TransformerBlock(**block_args(config), causal=True,
+                                                   cross_attention=True,
+                                                   name=f"decoder_block_{index}"))
+            y = decoder_blocks[-1](y, padding_mask=target_mask, context=x,
+                                   context_mask=source_mask)
+        if config.norm_first:
+            decoder_norm = make_norm(*norm_args, name="decoder_norm")
+            y = decoder_norm(y)
+        if config.tie_embeddings:
+            logits = target_embedding(y, reverse=True)
+        else:
+            lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
+                                         name="lm_head")
+            logits = lm_head(y)
+        super().__init__({"source_ids": source_ids, "target_ids": target_ids}, logits,
+                         name=name, **kwargs)
+
+        # === Config ===
+        self.config = config
+        self.source_embedding, self.target_embedding = source_embedding, target_embedding
+        self.encoder_blocks, self.decoder_blocks = encoder_blocks, decoder_blocks
+        self.encoder_norm, self.decoder_norm, self.lm_head = encoder_norm, decoder_norm, lm_head
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def parameter_parts(self):
+        """Parameters by part: `{"encoder", "decoder", "shared embedding"}`, summing to the total.
+
+        The encoder holds its blocks, its final norm and (unshared) the source
+        embedding; the decoder its blocks, its final norm, the target embedding
+        and an untied `lm_head`; "shared embedding" is the one token table of
+        `share_embeddings` (0 without it).
+        """
+        def count(layers):
+            return sum(layer.count_params() for layer in layers if layer is not None)
+
+        shared = self.source_embedding is self.target_embedding
+        encoder = [*self.encoder_blocks, self.encoder_norm] + ([] if shared else
+                                                                [self.source_embedding])
+        decoder = [*self.decoder_blocks, self.decoder_norm, self.lm_head] + (
+            [] if shared else [self.target_embedding])
+        return {"encoder": count(encoder), "decoder": count(decoder),
+                "shared embedding": self.source_embedding.count_params() if shared else 0}
+
+    def cross_attention_maps(self, source_ids, target_ids):
+        """Cross-attention weights of each decoder block, re-running the layers eagerly.
+
+        Args:
+            source_ids: int `[batch, source_time]`, 0 = padding.
+            target_ids: int `[batch, target_time]`, the decoder input (start
+                token followed by the target so far).
+
+        Returns:
+            A list with one numpy array `[batch, heads, target_time, source_time]`
+            per decoder block: which source tokens each target position reads.
+            Padded source positions get zero weight.
+        """
+        source_ids = ops.convert_to_tensor(np.asarray(source_ids), "int32")
+        target_ids = ops.convert_to_tensor(np.asarray(target_ids), "int32")
+        source_mask = ops.not_equal(source_ids, 0)
+        target_mask = ops.not_equal(target_ids, 0)
+        x = self.source_embedding(source_ids)
+        for block in self.encoder_blocks:
+            x = block(x, padding_mask=source_mask, training=False)
+        if self.encoder_norm is not None:
+            x = self.encoder_norm(x)
+        y = self.target_embedding(target_ids)
+        maps = []
+        for block in self.decoder_blocks:
+            y, scores = block(y, padding_mask=target_mask, context=x, context_mask=source_mask,
+                              training=False, return_attention_scores=True)
+            maps.append(ops.convert_to_numpy(scores["cross_attention"]))
+        return maps
+
+
+def build_seq2seq(config: TransformerConfig, name="seq2seq") -> Seq2Seq:
+    """A `Seq2Seq` of `config` (see `Seq2Seq`)."""
+    return Seq2Seq(config, name=name)
