@@ -13,7 +13,7 @@ from keras_transformer.layers import (
     TransformerBlock,
     make_norm,
 )
-from keras_transformer.models.blocks import block_args
+from keras_transformer.models.blocks import block_args, dtype_policy_scope
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -50,61 +50,64 @@ class BERT(keras.Model):
     ((1, 8, 50), (1, 2))
     """
 
-    def __init__(self, config, name="bert", **kwargs):
+    def __init__(self, config, name="bert", dtype=None, **kwargs):
         if isinstance(config, dict):
             config = TransformerConfig.from_dict(config)
         if config.num_segments < 1:
             raise UserInputError("BERT needs num_segments >= 1 (2 for sentence pairs)")
-        # === Layers and graph === (each layer made where it is first called, so a
-        # seeded model draws its initial weights in the same order as ever)
-        norm_args = (config.norm, config.layer_norm_epsilon)
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
-        padding_mask = PaddingMask(name="padding_mask")(token_ids)
-        embedding = PositionalEmbedding(
-            config.vocab_size, config.d_model, config.max_len, position=config.position,
-            name="embedding",
-        )
-        segments = keras.layers.Embedding(
-            config.num_segments, config.d_model,
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
-            name="segment_embedding",
-        )(segment_ids)
-        x = keras.layers.Add(name="add_segments")([embedding(token_ids), segments])
-        x = make_norm(*norm_args, name="embedding_norm")(x)
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
-        for index in range(config.num_layers):
-            block = TransformerBlock(**block_args(config), causal=False, name=f"block_{index}")
-            x = block(x, padding_mask=padding_mask)
-        if config.norm_first:
-            x = make_norm(*norm_args, name="final_norm")(x)
-        pooled = Pooler(config.d_model, name="pooler")(x)
-        # Masked-LM head: transform, normalise, project with the input embedding.
-        mlm_transform = keras.layers.Dense(config.d_model, activation="gelu",
-                                           name="mlm_transform")
-        mlm_norm = make_norm(*norm_args, name="mlm_norm")
-        h = mlm_norm(mlm_transform(x))
-        if config.tie_embeddings:
-            mlm_output = LogitBias(name="mlm_bias")
-            mlm_logits = mlm_output(embedding(h, reverse=True))
-        else:
-            mlm_output = keras.layers.Dense(config.vocab_size, dtype="float32",
-                                            name="mlm_output")
-            mlm_logits = mlm_output(h)
-        nsp_classifier = keras.layers.Dense(2, dtype="float32", name="nsp_classifier")
-        super().__init__(
-            {"token_ids": token_ids, "segment_ids": segment_ids},
-            {"mlm": mlm_logits, "nsp": nsp_classifier(pooled)},
-            name=name,
-            **kwargs,
-        )
+        with dtype_policy_scope(dtype) as policy:
+            # === Layers and graph === (each layer made where it is first called, so a
+            # seeded model draws its initial weights in the same order as ever)
+            norm_args = (config.norm, config.layer_norm_epsilon)
+            token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+            segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
+            padding_mask = PaddingMask(name="padding_mask")(token_ids)
+            embedding = PositionalEmbedding(
+                config.vocab_size, config.d_model, config.max_len, position=config.position,
+                name="embedding",
+            )
+            segments = keras.layers.Embedding(
+                config.num_segments, config.d_model,
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+                name="segment_embedding",
+            )(segment_ids)
+            x = keras.layers.Add(name="add_segments")([embedding(token_ids), segments])
+            x = make_norm(*norm_args, name="embedding_norm")(x)
+            x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
+            for index in range(config.num_layers):
+                block = TransformerBlock(**block_args(config), causal=False, name=f"block_{index}")
+                x = block(x, padding_mask=padding_mask)
+            if config.norm_first:
+                x = make_norm(*norm_args, name="final_norm")(x)
+            pooled = Pooler(config.d_model, name="pooler")(x)
+            # Masked-LM head: transform, normalise, project with the input embedding.
+            mlm_transform = keras.layers.Dense(config.d_model, activation="gelu",
+                                               name="mlm_transform")
+            mlm_norm = make_norm(*norm_args, name="mlm_norm")
+            h = mlm_norm(mlm_transform(x))
+            if config.tie_embeddings:
+                mlm_output = LogitBias(name="mlm_bias")
+                mlm_logits = mlm_output(embedding(h, reverse=True))
+            else:
+                mlm_output = keras.layers.Dense(config.vocab_size, dtype="float32",
+                                                name="mlm_output")
+                mlm_logits = mlm_output(h)
+            nsp_classifier = keras.layers.Dense(2, dtype="float32", name="nsp_classifier")
+            super().__init__(
+                {"token_ids": token_ids, "segment_ids": segment_ids},
+                {"mlm": mlm_logits, "nsp": nsp_classifier(pooled)},
+                name=name,
+                **kwargs,
+            )
 
         # === Config ===
         self.config = config
+        self.policy = policy
         self.heads = [mlm_transform, mlm_norm, mlm_output, nsp_classifier]
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
+                "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):

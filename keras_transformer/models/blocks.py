@@ -1,4 +1,9 @@
-"""The `TransformerBlock` arguments every model takes from its config."""
+"""What every model family shares: the `TransformerBlock` arguments of a config, and the
+dtype policy a model is built under."""
+
+import contextlib
+
+import keras
 
 
 def block_args(config):
@@ -27,3 +32,20 @@ def block_args(config):
         attention=config.attention,
         attention_block_size=config.attention_block_size,
     )
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(dtype):
+    """Build a model's layers under the dtype policy `dtype` (`None`: the global one).
+
+    Yields the policy's name, which the model keeps in its config, so a model
+    trained under `mixed_bfloat16` reloads with the same policy whatever the
+    global policy is at load time.
+    """
+    previous = keras.config.dtype_policy()
+    if dtype is not None:
+        keras.config.set_dtype_policy(dtype)
+    try:
+        yield keras.config.dtype_policy().name
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -13,7 +13,7 @@ from keras import ops
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make_norm
-from keras_transformer.models.blocks import block_args
+from keras_transformer.models.blocks import block_args, dtype_policy_scope
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -37,7 +37,7 @@ class GPT(keras.Model):
     (1, 10, 65)
     """
 
-    def __init__(self, config, name="gpt", **kwargs):
+    def __init__(self, config, name="gpt", dtype=None, **kwargs):
         if isinstance(config, dict):
             config = TransformerConfig.from_dict(config)
         if config.num_segments:
@@ -45,40 +45,43 @@ class GPT(keras.Model):
                 f"num_segments={config.num_segments} does not apply to a GPT (segment "
                 "embeddings are BERT's); use num_segments=0"
             )
-        # === Layers and graph === (each layer made where it is first called, so a
-        # seeded model draws its initial weights in the same order as ever)
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        embedding = PositionalEmbedding(
-            config.vocab_size, config.d_model, config.max_len, position=config.position,
-            name="embedding",
-        )
-        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(token_ids))
-        blocks = []
-        for index in range(config.num_layers):
-            blocks.append(TransformerBlock(**block_args(config), causal=True,
-                                           name=f"block_{index}"))
-            x = blocks[-1](x)
-        final_norm = lm_head = None
-        if config.norm_first:  # pre-LN leaves the residual stream unnormalised: one last norm
-            final_norm = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")
-            x = final_norm(x)
-        if config.tie_embeddings:
-            logits = embedding(x, reverse=True)
-        else:
-            lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
-                                         name="lm_head")
-            logits = lm_head(x)
-        super().__init__(token_ids, logits, name=name, **kwargs)
+        with dtype_policy_scope(dtype) as policy:
+            # === Layers and graph === (each layer made where it is first called, so a
+            # seeded model draws its initial weights in the same order as ever)
+            token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+            embedding = PositionalEmbedding(
+                config.vocab_size, config.d_model, config.max_len, position=config.position,
+                name="embedding",
+            )
+            x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(embedding(token_ids))
+            blocks = []
+            for index in range(config.num_layers):
+                blocks.append(TransformerBlock(**block_args(config), causal=True,
+                                               name=f"block_{index}"))
+                x = blocks[-1](x)
+            final_norm = lm_head = None
+            if config.norm_first:  # pre-LN leaves the residual stream unnormalised: one last norm
+                final_norm = make_norm(config.norm, config.layer_norm_epsilon, name="final_norm")
+                x = final_norm(x)
+            if config.tie_embeddings:
+                logits = embedding(x, reverse=True)
+            else:
+                lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
+                                             name="lm_head")
+                logits = lm_head(x)
+            super().__init__(token_ids, logits, name=name, **kwargs)
 
         # === Config ===
         self.config = config
+        self.policy = policy
         self.embedding = embedding
         self.blocks = blocks
         self.final_norm = final_norm
         self.lm_head = lm_head
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
+                "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):

@@ -24,7 +24,7 @@ from keras import ops
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock, make_norm
-from keras_transformer.models.blocks import block_args
+from keras_transformer.models.blocks import block_args, dtype_policy_scope
 
 T5_SMALL_PUBLISHED_PARAMS = 60_506_624
 
@@ -68,7 +68,7 @@ class Seq2Seq(keras.Model):
     (1, 5, 30)
     """
 
-    def __init__(self, config, name="seq2seq", **kwargs):
+    def __init__(self, config, name="seq2seq", dtype=None, **kwargs):
         if isinstance(config, dict):
             config = TransformerConfig.from_dict(config)
         if config.num_segments:
@@ -76,60 +76,63 @@ class Seq2Seq(keras.Model):
                 f"num_segments={config.num_segments} does not apply to an encoder-decoder "
                 "(segment embeddings are BERT's); use num_segments=0"
             )
-        # === Layers and graph === (each layer made where it is first called, so a
-        # seeded model draws its initial weights in the same order as ever)
-        source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
-        target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
-        source_mask = PaddingMask(name="source_mask")(source_ids)
-        target_mask = PaddingMask(name="target_mask")(target_ids)
-        if config.share_embeddings:
-            source_embedding = target_embedding = _embedding(config, "embedding")
-        else:
-            source_embedding = _embedding(config, "source_embedding")
-            target_embedding = _embedding(config, "target_embedding")
-        norm_args = (config.norm, config.layer_norm_epsilon)
+        with dtype_policy_scope(dtype) as policy:
+            # === Layers and graph === (each layer made where it is first called, so a
+            # seeded model draws its initial weights in the same order as ever)
+            source_ids = keras.Input(shape=(None,), dtype="int32", name="source_ids")
+            target_ids = keras.Input(shape=(None,), dtype="int32", name="target_ids")
+            source_mask = PaddingMask(name="source_mask")(source_ids)
+            target_mask = PaddingMask(name="target_mask")(target_ids)
+            if config.share_embeddings:
+                source_embedding = target_embedding = _embedding(config, "embedding")
+            else:
+                source_embedding = _embedding(config, "source_embedding")
+                target_embedding = _embedding(config, "target_embedding")
+            norm_args = (config.norm, config.layer_norm_epsilon)
 
-        x = keras.layers.Dropout(config.dropout, name="source_dropout")(
-            source_embedding(source_ids))
-        encoder_blocks = []
-        for index in range(config.num_layers):
-            encoder_blocks.append(TransformerBlock(**block_args(config), causal=False,
-                                                   name=f"encoder_block_{index}"))
-            x = encoder_blocks[-1](x, padding_mask=source_mask)
-        encoder_norm = decoder_norm = lm_head = None
-        if config.norm_first:
-            encoder_norm = make_norm(*norm_args, name="encoder_norm")
-            x = encoder_norm(x)
+            x = keras.layers.Dropout(config.dropout, name="source_dropout")(
+                source_embedding(source_ids))
+            encoder_blocks = []
+            for index in range(config.num_layers):
+                encoder_blocks.append(TransformerBlock(**block_args(config), causal=False,
+                                                       name=f"encoder_block_{index}"))
+                x = encoder_blocks[-1](x, padding_mask=source_mask)
+            encoder_norm = decoder_norm = lm_head = None
+            if config.norm_first:
+                encoder_norm = make_norm(*norm_args, name="encoder_norm")
+                x = encoder_norm(x)
 
-        y = keras.layers.Dropout(config.dropout, name="target_dropout")(
-            target_embedding(target_ids))
-        decoder_blocks = []
-        for index in range(config.num_decoder_layers):
-            decoder_blocks.append(TransformerBlock(**block_args(config), causal=True,
-                                                   cross_attention=True,
-                                                   name=f"decoder_block_{index}"))
-            y = decoder_blocks[-1](y, padding_mask=target_mask, context=x,
-                                   context_mask=source_mask)
-        if config.norm_first:
-            decoder_norm = make_norm(*norm_args, name="decoder_norm")
-            y = decoder_norm(y)
-        if config.tie_embeddings:
-            logits = target_embedding(y, reverse=True)
-        else:
-            lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
-                                         name="lm_head")
-            logits = lm_head(y)
-        super().__init__({"source_ids": source_ids, "target_ids": target_ids}, logits,
-                         name=name, **kwargs)
+            y = keras.layers.Dropout(config.dropout, name="target_dropout")(
+                target_embedding(target_ids))
+            decoder_blocks = []
+            for index in range(config.num_decoder_layers):
+                decoder_blocks.append(TransformerBlock(**block_args(config), causal=True,
+                                                       cross_attention=True,
+                                                       name=f"decoder_block_{index}"))
+                y = decoder_blocks[-1](y, padding_mask=target_mask, context=x,
+                                       context_mask=source_mask)
+            if config.norm_first:
+                decoder_norm = make_norm(*norm_args, name="decoder_norm")
+                y = decoder_norm(y)
+            if config.tie_embeddings:
+                logits = target_embedding(y, reverse=True)
+            else:
+                lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
+                                             name="lm_head")
+                logits = lm_head(y)
+            super().__init__({"source_ids": source_ids, "target_ids": target_ids}, logits,
+                             name=name, **kwargs)
 
         # === Config ===
         self.config = config
+        self.policy = policy
         self.source_embedding, self.target_embedding = source_embedding, target_embedding
         self.encoder_blocks, self.decoder_blocks = encoder_blocks, decoder_blocks
         self.encoder_norm, self.decoder_norm, self.lm_head = encoder_norm, decoder_norm, lm_head
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
+                "trainable": self.trainable}
 
     @classmethod
     def from_config(cls, config):
