@@ -13,11 +13,16 @@ from keras_transformer.layers import (
     TransformerBlock,
     make_norm,
 )
-from keras_transformer.models.blocks import block_args, dtype_policy_scope
+from keras_transformer.models.blocks import (
+    FamilyModel,
+    block_args,
+    dtype_policy_scope,
+    family_config,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class BERT(keras.Model):
+class BERT(FamilyModel):
     """A BERT with its two pretraining heads, built from a `TransformerConfig`.
 
     Inputs, a dict:
@@ -51,8 +56,7 @@ class BERT(keras.Model):
     """
 
     def __init__(self, config, name="bert", dtype=None, **kwargs):
-        if isinstance(config, dict):
-            config = TransformerConfig.from_dict(config)
+        config = family_config(config, "BERT", segments=True)
         if config.num_segments < 1:
             raise UserInputError("BERT needs num_segments >= 1 (2 for sentence pairs)")
         with dtype_policy_scope(dtype) as policy:
@@ -104,14 +108,6 @@ class BERT(keras.Model):
         self.config = config
         self.policy = policy
         self.heads = [mlm_transform, mlm_norm, mlm_output, nsp_classifier]
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
-                "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def backbone_params(self):
         """Parameters without the masked-LM and sentence-pair heads."""

@@ -5,6 +5,9 @@ import contextlib
 
 import keras
 
+from keras_transformer.config import TransformerConfig
+from keras_transformer.errors import UserInputError
+
 
 def block_args(config):
     """Keyword arguments of `TransformerBlock` shared by GPT, BERT and seq2seq blocks.
@@ -49,3 +52,32 @@ def dtype_policy_scope(dtype):
         yield keras.config.dtype_policy().name
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def family_config(config, family, segments=False):
+    """`config` as a `TransformerConfig` (it may be its `to_dict()`) for `family`.
+
+    Segment embeddings are BERT's: `num_segments > 0` for any other family
+    (`segments=False`) is a `UserInputError` naming the option.
+    """
+    if isinstance(config, dict):
+        config = TransformerConfig.from_dict(config)
+    if config.num_segments and not segments:
+        raise UserInputError(
+            f"num_segments={config.num_segments} does not apply to {family} (segment "
+            "embeddings are BERT's); use num_segments=0"
+        )
+    return config
+
+
+class FamilyModel(keras.Model):
+    """The base of `GPT`, `BERT` and `Seq2Seq`: a functional model whose config is its
+    `TransformerConfig` (`self.config`) and dtype policy (`self.policy`)."""
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
+                "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

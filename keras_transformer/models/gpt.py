@@ -13,11 +13,16 @@ from keras import ops
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make_norm
-from keras_transformer.models.blocks import block_args, dtype_policy_scope
+from keras_transformer.models.blocks import (
+    FamilyModel,
+    block_args,
+    dtype_policy_scope,
+    family_config,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class GPT(keras.Model):
+class GPT(FamilyModel):
     """A GPT: int token ids `[batch, time]` -> logits `[batch, time, vocab]`.
 
     `time` may be anything up to `config.max_len`. The logits are float32
@@ -38,13 +43,7 @@ class GPT(keras.Model):
     """
 
     def __init__(self, config, name="gpt", dtype=None, **kwargs):
-        if isinstance(config, dict):
-            config = TransformerConfig.from_dict(config)
-        if config.num_segments:
-            raise UserInputError(
-                f"num_segments={config.num_segments} does not apply to a GPT (segment "
-                "embeddings are BERT's); use num_segments=0"
-            )
+        config = family_config(config, "a GPT")
         with dtype_policy_scope(dtype) as policy:
             # === Layers and graph === (each layer made where it is first called, so a
             # seeded model draws its initial weights in the same order as ever)
@@ -78,14 +77,6 @@ class GPT(keras.Model):
         self.blocks = blocks
         self.final_norm = final_norm
         self.lm_head = lm_head
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
-                "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def _logits(self, x):
         if self.final_norm is not None:

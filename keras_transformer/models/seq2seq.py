@@ -22,9 +22,13 @@ import numpy as np
 from keras import ops
 
 from keras_transformer.config import TransformerConfig
-from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PaddingMask, PositionalEmbedding, TransformerBlock, make_norm
-from keras_transformer.models.blocks import block_args, dtype_policy_scope
+from keras_transformer.models.blocks import (
+    FamilyModel,
+    block_args,
+    dtype_policy_scope,
+    family_config,
+)
 
 T5_SMALL_PUBLISHED_PARAMS = 60_506_624
 
@@ -36,7 +40,7 @@ def _embedding(config, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class Seq2Seq(keras.Model):
+class Seq2Seq(FamilyModel):
     """An encoder-decoder trained with teacher forcing, built from a `TransformerConfig`.
 
     Inputs, a dict:
@@ -69,13 +73,7 @@ class Seq2Seq(keras.Model):
     """
 
     def __init__(self, config, name="seq2seq", dtype=None, **kwargs):
-        if isinstance(config, dict):
-            config = TransformerConfig.from_dict(config)
-        if config.num_segments:
-            raise UserInputError(
-                f"num_segments={config.num_segments} does not apply to an encoder-decoder "
-                "(segment embeddings are BERT's); use num_segments=0"
-            )
+        config = family_config(config, "an encoder-decoder")
         with dtype_policy_scope(dtype) as policy:
             # === Layers and graph === (each layer made where it is first called, so a
             # seeded model draws its initial weights in the same order as ever)
@@ -129,14 +127,6 @@ class Seq2Seq(keras.Model):
         self.source_embedding, self.target_embedding = source_embedding, target_embedding
         self.encoder_blocks, self.decoder_blocks = encoder_blocks, decoder_blocks
         self.encoder_norm, self.decoder_norm, self.lm_head = encoder_norm, decoder_norm, lm_head
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "dtype": self.policy,
-                "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def parameter_parts(self):
         """Parameters by part: `{"encoder", "decoder", "shared embedding"}`, summing to the total.
