@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -312,31 +311,3 @@ def test_train_refuses_flags_the_arch_would_ignore(arch, flags, named, tmp_path,
     assert f"--arch {arch}" in last and "not apply" in last
     assert not (tmp_path / "run").exists(), "a run directory was written"
     assert not (tmp_path / "runs").exists()
-
-
-def test_a_run_written_before_the_gpt_class_still_generates_with_its_cache(trained_run, tmp_path,
-                                                                          cli):
-    """Older run directories hold a plain functional model: it is rebuilt as a GPT, or refused."""
-    import keras
-
-    import keras_transformer  # noqa: F401  (registers the layers)
-
-    root, run, _ = trained_run
-    old = tmp_path / "old"
-    shutil.copytree(run, old)
-    model = keras.saving.load_model(str(run / "model.keras"), safe_mode=True)
-    functional = keras.Model(model.inputs, model.outputs, name=model.name)
-    assert type(functional).__name__ == "Functional"
-    functional.save(str(old / "model.keras"))
-    base = ["-m", "keras_transformer.generate", "--prompt", "ROMEO:", "--max-new-tokens", "50",
-            "--temperature", "0.8", "--seed", "2"]
-    new_text = cli([*base, "--model", str(run)], cwd=root)
-    old_text = cli([*base, "--model", str(old)], cwd=root)
-    assert old_text.returncode == 0, old_text.stderr[-2000:]
-    assert old_text.stdout == new_text.stdout
-    # A model whose weights do not fit its config.json: one line naming the cause.
-    config = json.loads((old / "config.json").read_text())
-    config["settings"]["model"]["d_ff"] *= 2
-    (old / "config.json").write_text(json.dumps(config))
-    last = _assert_one_line_error(cli([*base, "--model", str(old)], cwd=root), "generate")
-    assert "written by an earlier version" in last
