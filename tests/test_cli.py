@@ -52,6 +52,11 @@ def test_train_writes_every_output_file(trained_run):
     assert (run / "history.png").read_bytes()[:4] == b"\x89PNG"
     assert os.listdir(run / "logs"), "no TensorBoard logs"
     assert "Finished: val_loss" in result.stdout
+    # config.json: the shared settings and the model at the top, the arch's own under "job".
+    settings = json.loads((run / "config.json").read_text())["settings"]
+    assert settings["arch"] == "gpt" and settings["model"]["num_layers"] == 1
+    assert settings["job"] == {"prompt": "ROMEO:", "sample_tokens": 30, "sample_temperature": 0.7}
+    assert not {"sample_tokens", "beam_width", "val_batches", "rnn_units"} & set(settings)
 
 
 def test_generate_cli_continues_a_prompt(trained_run, cli):

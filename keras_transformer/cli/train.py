@@ -43,24 +43,30 @@ def _config_flags(parser):
 
 
 def build_parser():
-    from keras_transformer.training.trainer import TrainSettings
+    from keras_transformer.training.trainer import JOB_SETTINGS, TrainSettings
 
     defaults = TrainSettings()
+    # The arch-only flags default to None (so a flag of another arch can be
+    # refused, see `_check_arch_flags`); their defaults are the job settings'.
+    lm, rnn = JOB_SETTINGS["gpt"](), JOB_SETTINGS["charrnn"]()
+    bert, seq2seq = JOB_SETTINGS["bert"](), JOB_SETTINGS["seq2seq"]()
     parser = ArgumentParser(
         prog="train.py",
         description="Train a GPT, char-RNN, BERT or encoder-decoder on Tiny Shakespeare (or "
         "--data FILE), dates or a pairs file, and write model.keras, tokenizer.json, "
         "metrics.json, history.png and sample.txt to a run directory. Flags without a "
-        "default shown take the arch's default (ARCH_DEFAULTS in training/trainer.py).",
+        "default shown take the arch's default (ARCH_DEFAULTS in training/trainer.py). "
+        "A flag marked for some archs only is an error with the others.",
     )
     parser.add_argument("--arch", choices=ARCH_CHOICES, default="gpt")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="starting architecture (default: gpt-mini, bert-mini or "
                         "seq2seq-mini by --arch); the flags below change single fields")
     parser.add_argument("--task", default=None,
-                        help="seq2seq task: dates (default), span-corruption or pairs")
+                        help=f"seq2seq only: dates, span-corruption or pairs (default "
+                        f"{seq2seq.task})")
     parser.add_argument("--pairs", metavar="FILE.tsv",
-                        help="seq2seq --task pairs: one 'source<TAB>target' a line")
+                        help="seq2seq --task pairs only: one 'source<TAB>target' a line")
     parser.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: Tiny "
                         "Shakespeare); with --dataset wikitext2 a folder of split files "
                         "(default: the Hugging Face hub, needs the datasets package)")
@@ -107,18 +113,28 @@ def build_parser():
                         "without GPUs)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     parser.add_argument("--rnn-units", type=int, default=None, metavar="N",
-                        help=f"--arch charrnn only: LSTM width (default {defaults.rnn_units})")
+                        help=f"charrnn only: LSTM width (default {rnn.rnn_units})")
     parser.add_argument("--rnn-layers", type=int, default=None, metavar="N",
-                        help=f"--arch charrnn only: LSTM layers (default {defaults.rnn_layers})")
-    parser.add_argument("--prompt", default=defaults.prompt, help="prompt of sample.txt")
-    parser.add_argument("--sample-tokens", type=int, default=defaults.sample_tokens)
-    parser.add_argument("--sample-temperature", type=float, default=defaults.sample_temperature)
-    parser.add_argument("--train-examples", type=int, default=None,
-                        help="seq2seq dates/span-corruption: generated training pairs")
-    parser.add_argument("--eval-examples", type=int, default=defaults.eval_examples,
-                        help="seq2seq: held-out pairs scored by exact match")
-    parser.add_argument("--beam-width", type=int, default=defaults.beam_width)
-    parser.add_argument("--val-batches", type=int, default=defaults.val_batches, help="bert only")
+                        help=f"charrnn only: LSTM layers (default {rnn.rnn_layers})")
+    parser.add_argument("--prompt", default=None,
+                        help=f"gpt and charrnn only: prompt of sample.txt (default {lm.prompt})")
+    parser.add_argument("--sample-tokens", type=int, default=None, metavar="N",
+                        help=f"gpt and charrnn only: tokens sample.txt adds to the prompt "
+                        f"(default {lm.sample_tokens})")
+    parser.add_argument("--sample-temperature", type=float, default=None, metavar="X",
+                        help=f"gpt and charrnn only: temperature of sample.txt (default "
+                        f"{lm.sample_temperature})")
+    parser.add_argument("--train-examples", type=int, default=None, metavar="N",
+                        help=f"seq2seq dates/span-corruption only: generated training pairs "
+                        f"(default {seq2seq.train_examples})")
+    parser.add_argument("--eval-examples", type=int, default=None, metavar="N",
+                        help=f"seq2seq only: held-out pairs scored by exact match (default "
+                        f"{seq2seq.eval_examples})")
+    parser.add_argument("--beam-width", type=int, default=None, metavar="N",
+                        help=f"seq2seq only: beam width of the exact match (default "
+                        f"{seq2seq.beam_width})")
+    parser.add_argument("--val-batches", type=int, default=None, metavar="N",
+                        help=f"bert only: validation batches (default {bert.val_batches})")
     parser.add_argument("--export", action="store_true",
                         help="gpt only: after training, export a SavedModel with 'generate' and "
                         "'logits' signatures (python -m keras_transformer.export does it later)")
@@ -133,7 +149,6 @@ def build_parser():
 # is its embedding width, dropout its dropout; vocab_size is the tokenizer's (see
 # below). max_len is accepted but unused: the char-RNN's context is --seq-len.
 CHARRNN_CONFIG_FIELDS = ("d_model", "dropout", "max_len", "vocab_size")
-CHARRNN_FLAGS = ("rnn_units", "rnn_layers")
 # TransformerConfig fields of one Transformer family only.
 FAMILY_FIELDS = {"num_segments": "bert", "num_decoder_layers": "seq2seq",
                  "share_embeddings": "seq2seq"}
@@ -145,44 +160,60 @@ def _flag(name, value=None):
     return f"--no-{flag}" if value is False else f"--{flag}"
 
 
-def _check_arch_flags(args, overrides):
-    """Refuse flags that `args.arch` would silently ignore, naming them."""
+def _job_fields(arch):
+    """The fields of `arch`'s own settings (`JOB_SETTINGS[arch]`, e.g. `Seq2SeqSettings`)."""
+    from keras_transformer.training.trainer import JOB_SETTINGS
+
+    return [f.name for f in dataclasses.fields(JOB_SETTINGS[arch])]
+
+
+def _job_flags(args):
+    """The arch-only flags given (`--prompt`, `--beam-width`, ...): `{field: value}`."""
+    names = dict.fromkeys(name for arch in ARCH_CHOICES for name in _job_fields(arch))
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _refuse(flags, arch, why):
+    """Raise the one-line `UserInputError` for `flags` that do not apply to `--arch arch`."""
     from keras_transformer.errors import UserInputError
 
+    verb = "does" if len(flags) == 1 else "do"
+    raise UserInputError(f"{', '.join(flags)} {verb} not apply to --arch {arch} ({why})")
+
+
+def _check_arch_flags(args, overrides, job_flags):
+    """Refuse flags that `args.arch` would silently ignore, naming them.
+
+    `overrides` are the `TransformerConfig` flags given, `job_flags` the
+    arch-only ones (`_job_flags`).
+    """
     if args.arch == "charrnn":
         ignored = [_flag(name, value) for name, value in overrides.items()
                    if name not in CHARRNN_CONFIG_FIELDS]
         if ignored:
-            verb = "does" if len(ignored) == 1 else "do"
-            raise UserInputError(
-                f"{', '.join(ignored)} {verb} not apply to --arch charrnn (an LSTM: it uses "
-                f"--d-model, --dropout, --rnn-units, --rnn-layers, and --seq-len as its context)"
-            )
+            _refuse(ignored, args.arch, "an LSTM: it uses --d-model, --dropout, --rnn-units, "
+                    "--rnn-layers, and --seq-len as its context")
     else:
-        ignored = [_flag(name, value) for name, value in overrides.items()
-                   if FAMILY_FIELDS.get(name, args.arch) != args.arch]
-        if ignored:
-            verb = "does" if len(ignored) == 1 else "do"
-            owners = sorted({FAMILY_FIELDS[name] for name in overrides
-                             if FAMILY_FIELDS.get(name, args.arch) != args.arch})
-            raise UserInputError(
-                f"{', '.join(ignored)} {verb} not apply to --arch {args.arch} (only to "
-                f"{' and '.join('--arch ' + owner for owner in owners)})"
-            )
-        ignored = [_flag(name) for name in CHARRNN_FLAGS if getattr(args, name) is not None]
-        if ignored:
-            verb = "does" if len(ignored) == 1 else "do"
-            raise UserInputError(
-                f"{', '.join(ignored)} {verb} not apply to --arch {args.arch} (char-RNN only: "
-                f"the size of --arch charrnn's LSTM)"
-            )
+        foreign = [name for name in overrides if FAMILY_FIELDS.get(name, args.arch) != args.arch]
+        if foreign:
+            owners = sorted({FAMILY_FIELDS[name] for name in foreign})
+            _refuse([_flag(name, overrides[name]) for name in foreign], args.arch,
+                    "only to " + " and ".join("--arch " + owner for owner in owners))
+    own = _job_fields(args.arch)
+    foreign = [name for name in job_flags if name not in own]
+    if foreign:
+        owners = [arch for arch in ARCH_CHOICES
+                  if any(name in _job_fields(arch) for name in foreign)]
+        _refuse([_flag(name) for name in foreign], args.arch,
+                "only to " + " and ".join("--arch " + owner for owner in owners))
 
 
 def settings_from_args(args):
     """Turn parsed flags into `TrainSettings` (unset flags take the arch's defaults).
 
     A flag the arch cannot honour (`--num-heads` with `--arch charrnn`,
-    `--rnn-units` with a Transformer) is a `UserInputError`, not ignored.
+    `--rnn-units` with a Transformer, `--beam-width` without `--arch
+    seq2seq`) is a `UserInputError`, not ignored.
     """
     from keras_transformer.training.trainer import ARCH_DEFAULTS, TrainSettings
 
@@ -191,7 +222,8 @@ def settings_from_args(args):
         for f in dataclasses.fields(TransformerConfig)
         if getattr(args, f.name) is not None
     }
-    _check_arch_flags(args, overrides)
+    job_flags = _job_flags(args)
+    _check_arch_flags(args, overrides, job_flags)
     # --vocab-size asks the tokenizer for a vocabulary (bpe); the model's
     # vocab_size always follows the tokenizer's.
     vocab_size = overrides.pop("vocab_size", None)
@@ -201,7 +233,6 @@ def settings_from_args(args):
     config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"], **overrides)
     values = dict(
         model=config,
-        steps_per_epoch=args.steps_per_epoch,
         clipnorm=args.clipnorm,
         seed=args.seed,
         data=args.data,
@@ -217,20 +248,12 @@ def settings_from_args(args):
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
         verbose=args.verbose,
-        prompt=args.prompt,
-        sample_tokens=args.sample_tokens,
-        sample_temperature=args.sample_temperature,
-        pairs=args.pairs,
-        eval_examples=args.eval_examples,
-        beam_width=args.beam_width,
-        val_batches=args.val_batches,
+        **job_flags,
     )
-    for name in ("epochs", "batch_size", "seq_len", "learning_rate", "warmup_steps",
-                 "weight_decay", "task", "train_examples", *CHARRNN_FLAGS):
+    for name in ("epochs", "steps_per_epoch", "batch_size", "seq_len", "learning_rate",
+                 "warmup_steps", "weight_decay"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
-    if values["steps_per_epoch"] is None:
-        values.pop("steps_per_epoch")
     return TrainSettings.for_arch(args.arch, **values)
 
 

@@ -1,6 +1,7 @@
 """The BERT job (`--arch bert`): masked-LM and sentence-pair pretraining on a text."""
 
 import dataclasses
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -9,7 +10,24 @@ from keras_transformer.data.mlm import SPECIALS, mlm_eval_dataset, mlm_train_dat
 from keras_transformer.data.pipelines import sampled_ids
 from keras_transformer.models import build_bert
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
-from keras_transformer.training.job import Job
+from keras_transformer.training.job import Job, check_positive_ints
+
+
+@dataclass
+class BertSettings:
+    """BERT's own settings (`arch="bert"`).
+
+    Args:
+        val_batches: validation batches of sentence pairs (masked once, with
+            the run's seed), scored after every epoch and for the final
+            accuracies.
+    """
+
+    val_batches: int = 20
+
+    def check(self):
+        """Raise `UserInputError` for values that cannot work."""
+        check_positive_ints(self, "val_batches")
 
 
 def masked_lm_report(model, dataset, most_frequent_id):
@@ -86,7 +104,7 @@ def bert_job(settings):
         resample=resample, steps_per_sample=steps_per_epoch,
     )
     val_data = mlm_eval_dataset(
-        val_ids, tokenizer, settings.seq_len, settings.global_batch_size, settings.val_batches,
+        val_ids, tokenizer, settings.seq_len, settings.global_batch_size, settings.job.val_batches,
         settings.seed,
     )
     most_frequent = int(np.bincount(train_ids).argmax())

@@ -6,11 +6,26 @@ callbacks (BackupAndRestore, best checkpoint, CSV and TensorBoard logs),
 `fit`, saving `model.keras`, `history.png`, `sample.txt` and the atomic
 `metrics.json`. A `Job` is the rest: data, model, loss, and the evaluation
 that fills the architecture's own metrics and sample.
+
+The options only one architecture reads live beside its job, in a small
+settings dataclass with its own `check()` (`LMSettings` and
+`CharRNNSettings` in `lm.py`, `BertSettings` in `bert.py`,
+`Seq2SeqSettings` in `seq2seq.py`); `TrainSettings.job` holds the run's.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from keras_transformer.errors import UserInputError
+
+
+def check_positive_ints(settings, *names):
+    """Raise `UserInputError` unless each field `names` of `settings` is an integer >= 1."""
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, int) or value < 1:
+            raise UserInputError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass

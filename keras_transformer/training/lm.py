@@ -8,6 +8,7 @@ and per word, so BPE and character models compare.
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import keras
 
@@ -17,8 +18,50 @@ from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
 from keras_transformer.models import build_charrnn, build_gpt
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
-from keras_transformer.training.job import Job
+from keras_transformer.training.job import Job, check_positive_ints
 from keras_transformer.training.reports import bits_per_token
+
+
+@dataclass
+class LMSettings:
+    """The GPT's own settings (`arch="gpt"`): what `sample.txt` holds.
+
+    Args:
+        prompt: the text `sample.txt` continues; at least one character, and
+            no more tokens than the model's context.
+        sample_tokens: tokens generated after the prompt (0: the prompt only).
+        sample_temperature: the temperature they are sampled at.
+    """
+
+    prompt: str = "ROMEO:"
+    sample_tokens: int = 1000
+    sample_temperature: float = 0.7
+
+    def check(self):
+        """Raise `UserInputError` for values that cannot work."""
+        if not self.prompt:
+            raise UserInputError("--prompt is empty; sample.txt needs at least one character")
+        if self.sample_tokens < 0:
+            raise UserInputError(f"sample_tokens must be >= 0, got {self.sample_tokens}")
+
+
+@dataclass
+class CharRNNSettings(LMSettings):
+    """The char-RNN's own settings (`arch="charrnn"`): the sample's, and the LSTM's size.
+
+    Args:
+        prompt, sample_tokens, sample_temperature: as in `LMSettings`.
+        rnn_units: the LSTM's width.
+        rnn_layers: stacked LSTM layers.
+    """
+
+    rnn_units: int = 384
+    rnn_layers: int = 1
+
+    def check(self):
+        """Raise `UserInputError` for values that cannot work."""
+        check_positive_ints(self, "rnn_units", "rnn_layers")
+        super().check()
 
 
 def evaluated_text(tokenizer, val_ids, seq_len):
@@ -60,14 +103,16 @@ def lm_metrics(val_loss, num_tokens, text):
 
 
 def lm_job(settings):
-    """A `Job` training `build_gpt` or `build_charrnn` on a text."""
+    """A `Job` training `build_gpt` or `build_charrnn` on a text.
+
+    `settings.job` is the `LMSettings` (gpt) or `CharRNNSettings` (charrnn).
+    """
     corpus = load_corpus(settings)
     tokenizer = make_tokenizer(settings, corpus)
     context = settings.model.max_len if settings.arch == "gpt" else settings.seq_len
-    # Fail now, not after training, on a prompt sample.txt could not use.
-    if not settings.prompt:
-        raise UserInputError("--prompt is empty; sample.txt needs at least one character")
-    if len(tokenizer.encode(settings.prompt)) > context:
+    # Fail now, not after training, on a prompt sample.txt could not use
+    # (`LMSettings.check` refused an empty one).
+    if len(tokenizer.encode(settings.job.prompt)) > context:
         raise UserInputError(f"--prompt is longer than the model's context of {context} tokens")
     # The tokenizer defines the vocabulary: the embedding gets one row per id.
     settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
@@ -90,8 +135,8 @@ def lm_job(settings):
         return build_charrnn(
             tokenizer.vocab_size,
             embedding_dim=settings.model.d_model,
-            units=settings.rnn_units,
-            num_layers=settings.rnn_layers,
+            units=settings.job.rnn_units,
+            num_layers=settings.job.rnn_layers,
             dropout=settings.model.dropout,
         )
 
@@ -99,9 +144,9 @@ def lm_job(settings):
         sample = generate(
             model,
             tokenizer,
-            settings.prompt,
-            max_new_tokens=settings.sample_tokens,
-            temperature=settings.sample_temperature,
+            settings.job.prompt,
+            max_new_tokens=settings.job.sample_tokens,
+            temperature=settings.job.sample_temperature,
             seed=settings.seed,
             context=context,
         )

@@ -1,6 +1,7 @@
 """The encoder-decoder job (`--arch seq2seq`): dates, span corruption or a pairs file."""
 
 import dataclasses
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -25,10 +26,41 @@ from keras_transformer.generation.beam import beam_search
 from keras_transformer.generation.seq2seq import NextLogits, greedy_decode
 from keras_transformer.models import build_seq2seq
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
-from keras_transformer.training.job import Job
+from keras_transformer.training.job import Job, check_positive_ints
 
 TASKS = ("dates", "span-corruption", "pairs")
 DATE_CHARS = "".join(MONTHS) + "".join(WEEKDAYS) + "0123456789 ,./-"
+
+
+@dataclass
+class Seq2SeqSettings:
+    """The encoder-decoder's own settings (`arch="seq2seq"`): its task and evaluation.
+
+    Args:
+        task: `"dates"` (written dates to ISO dates), `"span-corruption"`
+            (T5's objective on the run's text) or `"pairs"` (a file).
+        pairs: the `source<TAB>target` file of `task="pairs"`.
+        train_examples: generated training pairs (`dates`, `span-corruption`).
+        eval_examples: held-out pairs scored by exact match (`pairs`: at most
+            this many, and at most 10 % of the file).
+        beam_width: beam width of the beam-search exact match (1 is greedy).
+    """
+
+    task: str = "dates"
+    pairs: str | None = None
+    train_examples: int = 32_000
+    eval_examples: int = 1000
+    beam_width: int = 4
+
+    def check(self):
+        """Raise `UserInputError` for values that cannot work."""
+        check_positive_ints(self, "train_examples", "eval_examples", "beam_width")
+        if self.task not in TASKS:
+            raise UserInputError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.task == "pairs" and not self.pairs:
+            raise UserInputError("--task pairs needs --pairs FILE.tsv")
+        if self.pairs and self.task != "pairs":
+            raise UserInputError(f"--pairs is only used with --task pairs, not {self.task}")
 
 
 def _pairs_tokenizer(settings, pairs, chars=None):
@@ -48,33 +80,34 @@ def _task_pairs(settings):
     for span corruption, on the training text); the pairs are then encoded
     deterministically (no subword sampling for the encoder-decoder).
     """
-    if settings.task == "dates":
-        train_days, heldout = split_dates(num_heldout=2 * settings.eval_examples, seed=settings.seed)
-        train = date_pairs(train_days, settings.train_examples, seed=settings.seed)
+    job = settings.job
+    if job.task == "dates":
+        train_days, heldout = split_dates(num_heldout=2 * job.eval_examples, seed=settings.seed)
+        train = date_pairs(train_days, job.train_examples, seed=settings.seed)
         tokenizer = _pairs_tokenizer(settings, train, DATE_CHARS)
         # Alternate held-out dates between validation and test: both span every year.
-        val = date_pairs(heldout[0::2], settings.eval_examples, settings.seed + 1)
-        test = date_pairs(heldout[1::2], settings.eval_examples, settings.seed + 2)
+        val = date_pairs(heldout[0::2], job.eval_examples, settings.seed + 1)
+        test = date_pairs(heldout[1::2], job.eval_examples, settings.seed + 2)
         return tokenizer, train, val, test, "dates"
-    if settings.task == "span-corruption":
+    if job.task == "span-corruption":
         corpus = load_corpus(settings)
         tokenizer = make_tokenizer(settings, corpus, [BOS, EOS, *SENTINELS])
         length = min(96, settings.model.max_len - 1)
-        train = span_corruption_pairs(corpus.train_text, settings.train_examples, length,
+        train = span_corruption_pairs(corpus.train_text, job.train_examples, length,
                                       seed=settings.seed)
-        val = span_corruption_pairs(corpus.val_text, settings.eval_examples, length,
+        val = span_corruption_pairs(corpus.val_text, job.eval_examples, length,
                                     seed=settings.seed + 1)
         return tokenizer, train, val, val, f"span-corruption:{corpus.name}"
-    pairs = read_pairs(settings.pairs, settings.model.max_len)
+    pairs = read_pairs(job.pairs, settings.model.max_len)
     order = np.random.default_rng(settings.seed).permutation(len(pairs))
     pairs = [pairs[i] for i in order]
-    num_val = min(settings.eval_examples, max(1, len(pairs) // 10))
+    num_val = min(job.eval_examples, max(1, len(pairs) // 10))
     val, train = pairs[:num_val], pairs[num_val:]
     if settings.tokenizer == "bpe":
         tokenizer = _pairs_tokenizer(settings, train)
     else:  # the characters of every pair, as before subwords existed
         tokenizer = CharTokenizer.from_text("".join(s + t for s, t in pairs), [BOS, EOS])
-    return tokenizer, train, val, val, f"pairs:{settings.pairs}"
+    return tokenizer, train, val, val, f"pairs:{job.pairs}"
 
 
 def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_size=250):
@@ -100,13 +133,13 @@ def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_s
 
 
 def seq2seq_job(settings):
-    """A `Job` training `build_seq2seq` on `settings.task`."""
-    if settings.task not in TASKS:
-        raise UserInputError(f"unknown task {settings.task!r}; choose one of {', '.join(TASKS)}")
-    if settings.task == "pairs" and not settings.pairs:
-        raise UserInputError("--task pairs needs --pairs FILE.tsv")
-    if settings.pairs and settings.task != "pairs":
-        raise UserInputError(f"--pairs is only used with --task pairs, not {settings.task}")
+    """A `Job` training `build_seq2seq` on `settings.job.task` (a `Seq2SeqSettings`)."""
+    task = settings.job.task
+    if settings.dataset == "wikitext2" and task != "span-corruption":
+        raise UserInputError(
+            f"--dataset wikitext2 is a text; seq2seq reads one only with --task "
+            f"span-corruption, not {task}"
+        )
     tokenizer, train, val, test, name = _task_pairs(settings)
     max_len = settings.model.max_len
     train_arrays = encode_pairs(train, tokenizer, max_len, "training pair")
@@ -125,15 +158,15 @@ def seq2seq_job(settings):
 
     def finish(model, val_loss):
         greedy, beam, rows = exact_match(
-            model, tokenizer, test, test_arrays, max_target, settings.beam_width
+            model, tokenizer, test, test_arrays, max_target, settings.job.beam_width
         )
         metrics = {
-            "task": settings.task,
+            "task": task,
             "exact_match_greedy": round(greedy, 4),
             "exact_match_beam": round(beam, 4),
-            "beam_width": settings.beam_width,
+            "beam_width": settings.job.beam_width,
             "eval_examples": len(rows),
-            "eval_set": "held-out dates (never in training)" if settings.task == "dates"
+            "eval_set": "held-out dates (never in training)" if task == "dates"
             else "validation pairs",
         }
         lines = [f"{s!r} -> greedy {g!r} | beam {b!r} | target {t!r}" for s, t, g, b in rows[:20]]
@@ -148,7 +181,7 @@ def seq2seq_job(settings):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         tokens_per_step=settings.global_batch_size * train_arrays[1].shape[1],
         context=max_len,
-        describe=f"task {settings.task}: {len(train):,} training pairs, {len(test):,} "
+        describe=f"task {task}: {len(train):,} training pairs, {len(test):,} "
         f"evaluation pairs, {steps_per_epoch} steps of {settings.global_batch_size} per epoch",
         finish=finish,
         data_name=name,

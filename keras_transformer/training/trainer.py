@@ -7,7 +7,9 @@ evaluation; this module owns the run directory, the callbacks and the files.
 
 A run directory ends up holding:
 
-- `config.json`: the model config and the training settings (written first),
+- `config.json`: the model config and the training settings (written first):
+  `{"arch", "context", "settings": TrainSettings.to_dict()}`, whose `"model"`
+  is the `TransformerConfig` and `"job"` the arch's own settings,
 - `tokenizer.json`: the tokenizer (and `tokenizer.model`, the SentencePiece model of a
   `bpe` tokenizer),
 - `history.csv` and `logs/` (TensorBoard): per-epoch losses,
@@ -20,6 +22,7 @@ A run directory ends up holding:
 """
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -32,6 +35,7 @@ import keras
 
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
+from keras_transformer.training.bert import BertSettings
 from keras_transformer.training.distribute import (
     STRATEGIES,
     ChiefBackupAndRestore,
@@ -39,13 +43,18 @@ from keras_transformer.training.distribute import (
     make_strategy,
     precision_policy,
 )
+from keras_transformer.training.job import check_positive_ints
+from keras_transformer.training.lm import CharRNNSettings, LMSettings
 from keras_transformer.training.reports import plot_history, read_history, write_json_atomic
 from keras_transformer.training.schedules import make_optimizer
+from keras_transformer.training.seq2seq import Seq2SeqSettings
 
 ARCHS = ("gpt", "charrnn", "bert", "seq2seq")
 
-# Per-architecture defaults of `TrainSettings.for_arch` and `train.py`, sized
-# for 2 CPU cores (see the README for the timings).
+# Per-architecture defaults of the shared `TrainSettings` fields, taken by
+# `TrainSettings.for_arch` and `train.py`, sized for 2 CPU cores (see the
+# README for the timings). An arch's own options default in its settings class
+# (`JOB_SETTINGS` below).
 ARCH_DEFAULTS = {
     "gpt": {"preset": "gpt-mini"},
     "charrnn": {"preset": "gpt-mini"},
@@ -55,7 +64,7 @@ ARCH_DEFAULTS = {
     ),
     "seq2seq": dict(
         preset="seq2seq-mini", epochs=5, batch_size=64, learning_rate=1e-3, warmup_steps=100,
-        weight_decay=0.01, train_examples=32_000,
+        weight_decay=0.01,
     ),
 }
 
@@ -70,9 +79,19 @@ BPE_DEFAULTS = {
 }
 
 
+# The settings class of each arch's own options, beside its job (`lm.py`,
+# `bert.py`, `seq2seq.py`); `TrainSettings.job` holds one.
+JOB_SETTINGS = {
+    "gpt": LMSettings,
+    "charrnn": CharRNNSettings,
+    "bert": BertSettings,
+    "seq2seq": Seq2SeqSettings,
+}
+
+
 @dataclass
 class TrainSettings:
-    """Everything `train()` needs besides the model architecture.
+    """What every run shares, plus `job`: the options of its architecture alone.
 
     Args:
         arch: `"gpt"`, `"charrnn"`, `"bert"` or `"seq2seq"`.
@@ -114,15 +133,11 @@ class TrainSettings:
             strategy (the global batch is `batch_size * replicas`).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
             per epoch).
-        rnn_units, rnn_layers: size of the char-RNN (`arch="charrnn"`).
-        prompt, sample_tokens, sample_temperature: what `sample.txt` holds
-            (`gpt`/`charrnn`).
-        task: `seq2seq` task: `"dates"`, `"span-corruption"` or `"pairs"`.
-        pairs: the `source<TAB>target` file of `task="pairs"`.
-        train_examples: generated training pairs (`dates`, `span-corruption`).
-        eval_examples: held-out pairs for exact match (`seq2seq`).
-        beam_width: beam width of the beam-search exact match (`seq2seq`).
-        val_batches: validation batches (`bert`).
+        job: the arch's own settings, a `JOB_SETTINGS[arch]`: `LMSettings`
+            (`gpt`: the prompt and length of `sample.txt`), `CharRNNSettings`
+            (`charrnn`: those and the LSTM's size), `BertSettings` (`bert`:
+            validation batches) or `Seq2SeqSettings` (`seq2seq`: the task and
+            its pairs, beam width). `None`: the arch's defaults.
     """
 
     arch: str = "gpt"
@@ -150,24 +165,23 @@ class TrainSettings:
     cpu_devices: int | None = None
     replicas: int = 1
     verbose: int | str = 1
-    rnn_units: int = 384
-    rnn_layers: int = 1
-    prompt: str = "ROMEO:"
-    sample_tokens: int = 1000
-    sample_temperature: float = 0.7
-    task: str = "dates"
-    pairs: str | None = None
-    train_examples: int = 32_000
-    eval_examples: int = 1000
-    beam_width: int = 4
-    val_batches: int = 20
+    job: LMSettings | BertSettings | Seq2SeqSettings | None = None
+
+    def __post_init__(self):
+        if self.job is None and self.arch in JOB_SETTINGS:
+            self.job = JOB_SETTINGS[self.arch]()
 
     @classmethod
     def for_arch(cls, arch, **overrides):
         """Settings with `arch`'s defaults (`ARCH_DEFAULTS`), then `overrides`.
 
-        A `model` override replaces the arch's preset config; with
-        `tokenizer="bpe"` the `BPE_DEFAULTS` of the arch come in between.
+        `overrides` are flat: each name is a field of `TrainSettings` or of
+        the arch's own settings (`JOB_SETTINGS[arch]`), and goes there:
+        `for_arch("gpt", epochs=2, sample_tokens=20)`. A name of another
+        arch's settings (`for_arch("bert", sample_tokens=20)`) or of none is
+        a `UserInputError`. A `model` override replaces the arch's preset
+        config; with `tokenizer="bpe"` the `BPE_DEFAULTS` of the arch come in
+        between.
         """
         if arch not in ARCHS:
             raise UserInputError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -177,7 +191,33 @@ class TrainSettings:
         preset = values.pop("preset")
         values.update(overrides)
         values.setdefault("model", TransformerConfig.preset(preset))
-        return cls(arch=arch, **values)
+        shared, own = _split_settings(arch, values)
+        job = shared.pop("job", None) or JOB_SETTINGS[arch]()
+        if own:
+            job = dataclasses.replace(job, **own)
+        return cls(arch=arch, job=job, **shared)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Rebuild settings from `to_dict()`'s output (a run's `config.json`).
+
+        A `config.json` written before the arch's own settings moved under
+        `"job"` holds every arch's options flat beside the shared ones; the
+        arch's are taken from there and the others dropped. Keys this version
+        does not know are ignored.
+        """
+        values = dict(values)
+        arch = values.pop("arch", "gpt")
+        model = TransformerConfig.from_dict(values.pop("model", {}))
+        job_class = JOB_SETTINGS.get(arch)
+        own = values.pop("job", None)
+        if own is None:  # the old flat layout
+            own = {name: values[name] for name in _field_names(job_class) if name in values}
+        shared = {name: values[name] for name in _field_names(cls) if name in values}
+        job = None
+        if job_class is not None:
+            job = job_class(**{k: v for k, v in own.items() if k in _field_names(job_class)})
+        return cls(arch=arch, model=model, job=job, **shared)
 
     @property
     def global_batch_size(self):
@@ -185,14 +225,15 @@ class TrainSettings:
         return self.batch_size * self.replicas
 
     def check(self):
-        """Raise `UserInputError` for settings that cannot work."""
+        """Raise `UserInputError` for settings that cannot work (then `job.check()`)."""
         if self.arch not in ARCHS:
             raise UserInputError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        for name in ("epochs", "batch_size", "seq_len", "rnn_units", "rnn_layers",
-                     "train_examples", "eval_examples", "beam_width", "val_batches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if type(self.job) is not JOB_SETTINGS[self.arch]:
+            raise UserInputError(
+                f"arch {self.arch!r} needs job={JOB_SETTINGS[self.arch].__name__}(...), "
+                f"not {type(self.job).__name__}"
+            )
+        check_positive_ints(self, "epochs", "batch_size", "seq_len")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserInputError(f"steps_per_epoch must be positive, got {self.steps_per_epoch}")
         if self.arch in ("gpt", "bert") and self.seq_len > self.model.max_len:
@@ -200,8 +241,6 @@ class TrainSettings:
                 f"--seq-len {self.seq_len} is above the model's max_len {self.model.max_len}; "
                 f"lower --seq-len or raise --max-len"
             )
-        if self.sample_tokens < 0:
-            raise UserInputError(f"sample_tokens must be >= 0, got {self.sample_tokens}")
         if self.learning_rate <= 0:
             raise UserInputError(f"learning_rate must be positive, got {self.learning_rate}")
         from keras_transformer.training.corpus import DATASETS, TOKENIZERS
@@ -228,18 +267,54 @@ class TrainSettings:
             raise UserInputError(f"cpu_devices must be positive, got {self.cpu_devices}")
         if self.dataset != "wikitext2" and (self.train_split or self.eval_split):
             raise UserInputError("--train-split and --eval-split are for --dataset wikitext2")
-        if self.dataset == "wikitext2" and (
-            self.arch == "seq2seq" and self.task != "span-corruption"
-        ):
-            raise UserInputError(
-                f"--dataset wikitext2 is a text; seq2seq reads one only with --task "
-                f"span-corruption, not {self.task}"
-            )
+        self.job.check()
 
     def to_dict(self):
+        """The settings as a plain dict (JSON-ready): the shared fields, `model`
+        (`TransformerConfig.to_dict()`) and `job` (the arch's own fields)."""
         values = dataclasses.asdict(self)
         values["model"] = self.model.to_dict()
         return values
+
+
+def _field_names(cls):
+    """The field names of dataclass `cls` (none for `None`)."""
+    return [f.name for f in dataclasses.fields(cls)] if cls is not None else []
+
+
+def _split_settings(arch, values):
+    """`(shared, own)`: flat `values` split into `TrainSettings` and `JOB_SETTINGS[arch]` fields.
+
+    A name of another arch's settings, or of no settings at all, is a
+    `UserInputError` naming it (and the arch).
+    """
+    shared_names = set(_field_names(TrainSettings)) - {"arch"}
+    own_names = set(_field_names(JOB_SETTINGS[arch]))
+    shared = {k: v for k, v in values.items() if k in shared_names}
+    own = {k: v for k, v in values.items() if k in own_names}
+    others = [name for name in values if name not in shared_names | own_names]
+    foreign = [name for name in others if _owners(name)]
+    if foreign:
+        owners = [a for a in ARCHS if any(a in _owners(name) for name in foreign)]
+        verb = "does" if len(foreign) == 1 else "do"
+        raise UserInputError(
+            f"{', '.join(foreign)} {verb} not apply to arch {arch!r} (only to "
+            f"{' and '.join(repr(owner) for owner in owners)})"
+        )
+    if others:
+        close = difflib.get_close_matches(others[0], sorted(shared_names | own_names), n=1)
+        hint = f"; did you mean {close[0]!r}?" if len(others) == 1 and close else ""
+        plural = "s" if len(others) > 1 else ""
+        raise UserInputError(
+            f"unknown setting{plural} {', '.join(map(repr, others))} for arch {arch!r} (not a "
+            f"field of TrainSettings or {JOB_SETTINGS[arch].__name__}){hint}"
+        )
+    return shared, own
+
+
+def _owners(name):
+    """The archs whose own settings have a field `name`."""
+    return [arch for arch in ARCHS if name in _field_names(JOB_SETTINGS[arch])]
 
 
 def default_run_dir(arch):
