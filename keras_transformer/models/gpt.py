@@ -142,21 +142,6 @@ def build_gpt(config: TransformerConfig, name="gpt") -> GPT:
     return GPT(config, name=name)
 
 
-def gpt_from_functional(model, config):
-    """A `GPT` of `config` with the weights of `model`, or `None` if they do not fit.
-
-    Run directories written before `GPT` was a class hold a plain functional
-    model of the same layers (same names, same weight order); this rebuilds
-    it as a `GPT`, so it decodes with its cache again.
-    """
-    gpt = GPT(config, name=model.name)
-    weights = model.get_weights()
-    if [w.shape for w in weights] != [tuple(v.shape) for v in gpt.weights]:
-        return None
-    gpt.set_weights(weights)
-    return gpt
-
-
 def supports_cache(model):
     """Whether `model` decodes with a KV cache (it is a `GPT`)."""
     return isinstance(model, GPT)
