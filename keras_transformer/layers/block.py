@@ -38,6 +38,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: epsilon of the normalization layers.
         num_kv_heads: key/value heads of the attention (`None`: `num_heads`).
         rotary: rotary position embeddings in the self-attention (RoPE).
+        rotary_max_wavelength: the RoPE base (10,000; Llama 3 uses 500,000).
         norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
         attention: `"standard"` or `"chunked"` (memory-efficient, exact).
         attention_block_size: key block length of chunked attention.
@@ -86,6 +87,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         num_kv_heads=None,
         rotary=False,
+        rotary_max_wavelength=10000,
         norm="layer",
         attention="standard",
         attention_block_size=128,
@@ -107,6 +109,7 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.num_kv_heads = num_kv_heads or num_heads
         self.rotary = rotary
+        self.rotary_max_wavelength = rotary_max_wavelength
         self.norm = norm
         self.attention = attention
         self.attention_block_size = attention_block_size
@@ -131,7 +134,9 @@ class TransformerBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.self_attention = GroupedQueryAttention(
-            causal=self.causal, rotary=self.rotary, name="self_attention", **attention_args
+            causal=self.causal, rotary=self.rotary,
+            rotary_max_wavelength=self.rotary_max_wavelength, name="self_attention",
+            **attention_args,
         )
         self.self_attention.build(input_shape)
         self.self_attention_norm = self._norm("self_attention_norm", input_shape)
@@ -265,6 +270,7 @@ class TransformerBlock(keras.layers.Layer):
             layer_norm_epsilon=self.layer_norm_epsilon,
             num_kv_heads=self.num_kv_heads,
             rotary=self.rotary,
+            rotary_max_wavelength=self.rotary_max_wavelength,
             norm=self.norm,
             attention=self.attention,
             attention_block_size=self.attention_block_size,
