@@ -33,13 +33,13 @@ def measure(impl, length, d_model, num_heads, block_size, batch):
     from keras_transformer.layers import CausalSelfAttention
 
     layer = CausalSelfAttention(num_heads=num_heads, key_dim=d_model // num_heads,
-                                attention=impl, block_size=block_size)
+                                attention=impl, attention_block_size=block_size)
 
     @tf.function
     def forward_backward(x, mask):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(layer(x, padding_mask=mask))
+            loss = tf.reduce_sum(layer(x, key_mask=mask))
         grads = tape.gradient(loss, [x, *layer.trainable_weights])
         return tf.add_n([tf.reduce_sum(g) for g in grads])
 

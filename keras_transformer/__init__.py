@@ -7,7 +7,8 @@
 The package is laid out the way data flows: `data` (text, tokenizers,
 `tf.data`), `layers` (attention, embeddings, blocks), `models` (functional
 models from layers), `training` (`train()` and its run directory),
-`generation` (sampling and decoding), `cli` (the command-line tools).
+`generation` (sampling and decoding), `pretrained` (Hugging Face GPT-2 and
+Llama checkpoints in and out), `cli` (the command-line tools).
 
 Importing the package registers every layer (and the training optimizer,
 whose config a compiled `model.keras` holds) with Keras, so after
@@ -28,6 +29,7 @@ from keras_transformer.models import (
     build_gpt,
     build_seq2seq,
 )
+from keras_transformer.pretrained import from_pretrained, save_pretrained
 from keras_transformer.training import schedules  # noqa: F401  (registers the optimizer)
 
 __version__ = "0.1.0"
@@ -42,5 +44,7 @@ __all__ = [
     "build_charrnn",
     "build_gpt",
     "build_seq2seq",
+    "from_pretrained",
     "generate",
+    "save_pretrained",
 ]

@@ -64,6 +64,8 @@ class TransformerConfig:
             linearly with the sequence length. It has no attention dropout,
             so it needs `dropout=0`.
         attention_block_size: key block length of `attention="chunked"`.
+        rotary_max_wavelength: the RoPE base of `position="rope"` (10,000 as
+            in Su et al.; Hugging Face calls it `rope_theta`).
         recompute: gradient checkpointing of every block in training
             (`TransformerBlock(recompute=True)`, `tf.recompute_grad`): less
             activation memory for one more forward pass; outputs and
@@ -97,6 +99,7 @@ class TransformerConfig:
     norm: str = "layer"
     attention: str = "standard"
     attention_block_size: int = 128
+    rotary_max_wavelength: float = 10000.0
     recompute: bool = False
 
     def __post_init__(self):
@@ -133,6 +136,16 @@ class TransformerConfig:
             raise UserInputError(
                 f"position='rope' needs an even head width, got d_model/num_heads = {self.head_dim}"
             )
+        if not isinstance(self.rotary_max_wavelength, (int, float)) or not (
+                self.rotary_max_wavelength > 1):
+            raise UserInputError(
+                f"rotary_max_wavelength must be a number above 1, got {self.rotary_max_wavelength!r}"
+            )
+        if self.rotary_max_wavelength != 10000 and self.position != "rope":
+            raise UserInputError(
+                f"rotary_max_wavelength={self.rotary_max_wavelength} applies to position='rope' "
+                f"only, not {self.position!r}"
+            )
         if self.recompute and self.dropout:
             raise UserInputError(recompute_dropout_message(self.dropout))
         if self.attention == "chunked" and self.dropout:
@@ -162,6 +175,20 @@ class TransformerConfig:
         if unknown:
             raise UserInputError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**values)
+
+    @classmethod
+    def from_hf(cls, hf):
+        """The config of a Hugging Face `config.json` dict (`gpt2` or `llama`); a field
+        this package cannot honour is a one-line `UserInputError` naming it."""
+        from keras_transformer.pretrained.hf_config import config_from_hf
+
+        return config_from_hf(hf)
+
+    def to_hf(self):
+        """This config as a Hugging Face `config.json` dict (GPT-2- or Llama-shaped only)."""
+        from keras_transformer.pretrained.hf_config import config_to_hf
+
+        return config_to_hf(self)
 
     @classmethod
     def preset(cls, name, **overrides):

@@ -5,15 +5,23 @@ import os
 import keras
 import numpy as np
 
+from keras_transformer.layers import GroupedQueryAttention
 from keras_transformer.training.distribute import mixed_policy_name
+
+
+def _call(layer, inputs, kwargs):
+    """`layer(x)`, or with a second input the context: `value` of an attention layer,
+    `context=` of a block."""
+    if len(inputs) == 1:
+        return layer(inputs[0], **kwargs)
+    if isinstance(layer, GroupedQueryAttention):
+        return layer(inputs[0], inputs[1], **kwargs)
+    return layer(inputs[0], context=inputs[1], **kwargs)
 
 
 def _model_around(layer, inputs, call_kwargs):
     symbolic = [keras.Input(shape=x.shape[1:], dtype=str(x.dtype)) for x in inputs]
-    kwargs = dict(call_kwargs)
-    if len(symbolic) > 1:
-        kwargs["context"] = symbolic[1]
-    outputs = layer(symbolic[0], **kwargs)
+    outputs = _call(layer, symbolic, call_kwargs)
     return keras.Model(symbolic if len(symbolic) > 1 else symbolic[0], outputs)
 
 
@@ -22,7 +30,7 @@ def check_layer(make_layer, inputs, tmp_path, call_kwargs=None, expected_shape=N
 
     Args:
         make_layer: a no-argument callable returning a fresh layer.
-        inputs: list of numpy arrays; a second one is passed as `context=`.
+        inputs: list of numpy arrays; a second one is the context (see `_call`).
         tmp_path: a directory for the saved model.
         expected_shape: the output shape of the eager call.
     """
@@ -34,10 +42,7 @@ def check_layer(make_layer, inputs, tmp_path, call_kwargs=None, expected_shape=N
     assert clone.get_config() == layer.get_config()
 
     # Eager call.
-    kwargs = dict(call_kwargs)
-    if len(inputs) > 1:
-        kwargs["context"] = inputs[1]
-    eager = keras.ops.convert_to_numpy(layer(inputs[0], **kwargs))
+    eager = keras.ops.convert_to_numpy(_call(layer, inputs, call_kwargs))
     if expected_shape is not None:
         assert eager.shape == expected_shape
     assert np.all(np.isfinite(eager))
@@ -68,7 +73,7 @@ def check_layer(make_layer, inputs, tmp_path, call_kwargs=None, expected_shape=N
     try:
         mixed = make_layer()
         assert mixed.compute_dtype == keras.DTypePolicy(policy).compute_dtype
-        out = keras.ops.convert_to_numpy(keras.ops.cast(mixed(inputs[0], **kwargs), "float32"))
+        out = keras.ops.convert_to_numpy(keras.ops.cast(_call(mixed, inputs, call_kwargs), "float32"))
         assert all(w.dtype == "float32" for w in mixed.weights)
         assert np.all(np.isfinite(out))
     finally:

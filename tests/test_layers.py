@@ -116,7 +116,7 @@ def test_padded_positions_get_no_attention(layer_class):
     # Row 0 is left-padded: the causal mask lets its real queries see those keys, so
     # only the padding mask can hide them. Row 1 is right-padded.
     mask = np.array([[0, 0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0]], bool)
-    out, scores = layer(X, padding_mask=mask, return_attention_scores=True)
+    out, scores = layer(X, key_mask=mask, return_attention_scores=True)
     scores = keras.ops.convert_to_numpy(scores)
     for row, real in zip(scores, mask, strict=True):
         from_real = row[:, real]  # [heads, real queries, keys]
@@ -124,7 +124,7 @@ def test_padded_positions_get_no_attention(layer_class):
         np.testing.assert_allclose(from_real[..., real].sum(-1), 1.0, rtol=1e-5)
     changed = X.copy()
     changed[~mask] = RNG.normal(size=changed[~mask].shape) * 10
-    out2 = keras.ops.convert_to_numpy(layer(changed, padding_mask=mask))
+    out2 = keras.ops.convert_to_numpy(layer(changed, key_mask=mask))
     np.testing.assert_allclose(out2[mask], keras.ops.convert_to_numpy(out)[mask], atol=1e-5)
 
 
@@ -132,12 +132,12 @@ def test_cross_attention_respects_the_context_mask():
     layer = CrossAttention(num_heads=2, key_dim=8)
     context_mask = np.ones((2, 11), bool)
     context_mask[0, 5:] = False
-    base = keras.ops.convert_to_numpy(layer(X, context=CONTEXT, context_mask=context_mask))
+    base = keras.ops.convert_to_numpy(layer(X, CONTEXT, key_mask=context_mask))
     changed = CONTEXT.copy()
     changed[0, 5:] += 5.0
-    out = keras.ops.convert_to_numpy(layer(X, context=changed, context_mask=context_mask))
+    out = keras.ops.convert_to_numpy(layer(X, changed, key_mask=context_mask))
     np.testing.assert_allclose(out, base, atol=1e-5)
-    unmasked = keras.ops.convert_to_numpy(layer(X, context=changed))
+    unmasked = keras.ops.convert_to_numpy(layer(X, changed))
     assert not np.allclose(unmasked[0], base[0], atol=1e-3)
 
 

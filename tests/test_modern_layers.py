@@ -35,9 +35,9 @@ LAYERS = {
     "causal_attention_gqa_rope": (
         lambda: CausalSelfAttention(num_heads=4, key_dim=4, num_kv_heads=1, rotary=True), [X], (2, 7, 16)),
     "causal_attention_chunked": (
-        lambda: CausalSelfAttention(num_heads=2, key_dim=8, attention="chunked", block_size=3), [X], (2, 7, 16)),
+        lambda: CausalSelfAttention(num_heads=2, key_dim=8, attention="chunked", attention_block_size=3), [X], (2, 7, 16)),
     "global_attention_chunked": (
-        lambda: GlobalSelfAttention(num_heads=2, key_dim=8, num_kv_heads=1, attention="chunked", block_size=4),
+        lambda: GlobalSelfAttention(num_heads=2, key_dim=8, num_kv_heads=1, attention="chunked", attention_block_size=4),
         [X], (2, 7, 16)),
     "block_modern": (
         lambda: TransformerBlock(16, 4, num_kv_heads=2, rotary=True, norm="rms", activation="swiglu"),
@@ -95,19 +95,19 @@ def _copy_weights(source, target):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_gqa_with_all_kv_heads_equals_keras_multi_head_attention(causal):
-    ours = GroupedQueryAttention(num_heads=4, key_dim=4)
+    ours = GroupedQueryAttention(num_heads=4, key_dim=4, causal=causal)
     theirs = keras.layers.MultiHeadAttention(num_heads=4, key_dim=4)
     ours(X, X)
     theirs(X, X)
     _copy_weights(theirs, ours)
     mask = PADDING[:, None, :].repeat(7, axis=1)
     expected = theirs(X, X, attention_mask=mask, use_causal_mask=causal)
-    got = ours(X, X, key_mask=PADDING, use_causal_mask=causal)
+    got = ours(X, X, key_mask=PADDING)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected),
                                rtol=1e-5, atol=1e-6)
     causal_layer = CausalSelfAttention(num_heads=4, key_dim=4, num_kv_heads=1)
     causal_layer(X)
-    assert isinstance(causal_layer.mha, keras.layers.MultiHeadAttention)
+    assert isinstance(causal_layer, keras.layers.MultiHeadAttention) and causal_layer.causal
 
 
 def _numpy_gqa(layer, x, causal):
@@ -133,8 +133,8 @@ def _numpy_gqa(layer, x, causal):
 @pytest.mark.parametrize("causal", [False, True])
 def test_gqa_with_fewer_kv_heads_matches_a_repeat_kv_reference(num_kv_heads, causal):
     layer = GroupedQueryAttention(num_heads=4, key_dim=4, num_kv_heads=num_kv_heads,
-                                  bias_initializer="random_normal")
-    got = keras.ops.convert_to_numpy(layer(X, X, use_causal_mask=causal))
+                                  causal=causal, bias_initializer="random_normal")
+    got = keras.ops.convert_to_numpy(layer(X, X))
     assert layer._key_dense.kernel.shape == (16, num_kv_heads, 4)
     np.testing.assert_allclose(got, _numpy_gqa(layer, X, causal), rtol=1e-5, atol=1e-5)
 
@@ -235,7 +235,8 @@ def test_chunked_attention_equals_standard_in_outputs_and_gradients(causal, padd
 @pytest.mark.parametrize("layer_class", [CausalSelfAttention, GlobalSelfAttention])
 def test_chunked_attention_layer_equals_standard_layer_with_gradients(layer_class):
     standard = layer_class(num_heads=4, key_dim=4, num_kv_heads=2)
-    chunked = layer_class(num_heads=4, key_dim=4, num_kv_heads=2, attention="chunked", block_size=3)
+    chunked = layer_class(num_heads=4, key_dim=4, num_kv_heads=2, attention="chunked",
+                          attention_block_size=3)
     x = tf.constant(X)
     standard(x)
     chunked(x)
@@ -244,7 +245,7 @@ def test_chunked_attention_layer_equals_standard_layer_with_gradients(layer_clas
     for layer in (standard, chunked):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            out = layer(x, padding_mask=PADDING)
+            out = layer(x, key_mask=PADDING)
             loss = tf.reduce_sum(tf.sin(out))
         results.append([out, *tape.gradient(loss, [x, *layer.trainable_weights])])
     scale = max(float(np.abs(g.numpy()).max()) for g in results[0][1:])

@@ -155,11 +155,11 @@ def test_every_block_takes_every_option(family, name):
         attentions = [block.self_attention] + ([block.cross_attention_layer]
                                                if block.cross_attention else [])
         for attention in attentions:
-            mha = attention.mha
-            assert mha.num_kv_heads == options["num_kv_heads"]
-            assert mha.implementation == options["attention"]
-            assert mha.rotary == (options["position"] == "rope" and attention is not
-                                  getattr(block, "cross_attention_layer", None))
+            assert attention.num_kv_heads == options["num_kv_heads"]
+            assert attention.attention == options["attention"]
+            assert attention.attention_block_size == options["attention_block_size"]
+            assert attention.rotary == (options["position"] == "rope" and attention is not
+                                        getattr(block, "cross_attention_layer", None))
     # Every normalization layer of the model is the configured one (embedding norms too).
     norms = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
              if isinstance(layer, (keras.layers.LayerNormalization, RMSNormalization))]

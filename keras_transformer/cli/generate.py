@@ -25,11 +25,9 @@ from keras_transformer.errors import UserInputError
 
 def load_run(run_dir):
     """The model, tokenizer and context length stored in a run directory."""
-    import keras
-
     from keras_transformer.config import TransformerConfig
     from keras_transformer.data import load_tokenizer
-    from keras_transformer.models.gpt import gpt_from_functional, supports_cache
+    from keras_transformer.models.upgrade import load_model
 
     if not os.path.isdir(run_dir):
         raise UserInputError(f"--model {run_dir} is not a directory")
@@ -52,24 +50,11 @@ def load_run(run_dir):
             f"(a {arch} run's metrics.json and sample.txt hold its evaluation)"
         )
     tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
-    try:
-        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
-    except Exception as error:  # a truncated zip, foreign file, missing layer class ...
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserInputError(
-            f"could not load {run_dir}/model.keras ({first_line[:200]})"
-        ) from None
-    if arch == "gpt" and not supports_cache(model):  # written before GPT was a class
-        try:
-            config = TransformerConfig.from_dict(run_config["settings"]["model"])
-        except (KeyError, TypeError, UserInputError):
-            config = None
-        model = gpt_from_functional(model, config) if config else None
-        if model is None:
-            raise UserInputError(
-                f"{run_dir}/model.keras was written by an earlier version of keras_transformer "
-                "and does not match its config.json; train the run again"
-            )
+    try:  # files of earlier versions were plain functional GPTs: config.json holds the config
+        config = TransformerConfig.from_dict(run_config["settings"]["model"])
+    except (KeyError, TypeError, UserInputError):
+        config = None
+    model = load_model(os.path.join(run_dir, "model.keras"), config if arch == "gpt" else None)
     return model, tokenizer, context
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation.sampling import sample_next
+from keras_transformer.layers.masking import attention_mask
 from keras_transformer.models.gpt import supports_cache
 
 
@@ -124,10 +125,9 @@ class Decoder:
         slot = tf.range(slots)
         keep = max(1, self.context // 2)
 
-        def cache_mask(pad, last_slots):
+        def cache_mask(pad, own_slots):
             """`[batch, queries, slots]`: real slots up to each query's own slot."""
-            real = slot[None, :] >= pad[:, None]
-            return real[:, None, :] & (slot[None, None, :] <= last_slots[:, :, None])
+            return attention_mask(own_slots, slot, slot[None, :] >= pad[:, None], causal=True)
 
         def encode(tokens, pad, cache):
             """Logits of the last of `tokens` (left-padded by `pad`), written from slot 0."""

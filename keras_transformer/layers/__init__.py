@@ -6,7 +6,6 @@ Every layer is registered with `keras.saving.register_keras_serializable`
 """
 
 from keras_transformer.layers.attention import (
-    BaseAttention,
     CausalSelfAttention,
     CrossAttention,
     GlobalSelfAttention,
@@ -17,12 +16,11 @@ from keras_transformer.layers.chunked_attention import chunked_attention
 from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
 from keras_transformer.layers.feedforward import FeedForward, swiglu_width
 from keras_transformer.layers.heads import LogitBias, Pooler
-from keras_transformer.layers.masking import PaddingMask
+from keras_transformer.layers.masking import PaddingMask, attention_mask
 from keras_transformer.layers.normalization import RMSNormalization, make_norm
 from keras_transformer.layers.rotary import RotaryEmbedding
 
 __all__ = [
-    "BaseAttention",
     "CausalSelfAttention",
     "CrossAttention",
     "FeedForward",
@@ -35,6 +33,7 @@ __all__ = [
     "RMSNormalization",
     "RotaryEmbedding",
     "TransformerBlock",
+    "attention_mask",
     "chunked_attention",
     "make_norm",
     "sinusoidal_positions",

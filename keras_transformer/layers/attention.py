@@ -1,4 +1,4 @@
-"""Attention layers on top of `keras.layers.MultiHeadAttention`.
+"""Attention: one layer on top of `keras.layers.MultiHeadAttention`.
 
 `GroupedQueryAttention` is a `keras.layers.MultiHeadAttention` with the
 modern options: fewer key/value heads than query heads (grouped-query and
@@ -6,14 +6,16 @@ multi-query attention), rotary position embeddings on queries and keys, a
 key/value cache for generation, and exact memory-efficient ("chunked")
 attention. With its defaults it computes exactly what its parent does.
 
-Three flavours share one base class, as in the TensorFlow "Transformer with
-Keras" tutorial:
+What attends to what is a flag, `causal`, and the inputs it is called on.
+The TensorFlow "Transformer with Keras" tutorial's three flavours are that
+layer with a default changed:
 
 - `CausalSelfAttention`: each position attends to itself and earlier
-  positions only (decoders, GPT).
+  positions only (decoders, GPT): `causal=True`.
 - `GlobalSelfAttention`: each position attends to every position (encoders,
-  BERT).
-- `CrossAttention`: decoder positions attend to encoder outputs.
+  BERT): `causal=False`.
+- `CrossAttention`: decoder positions (the query) attend to encoder outputs
+  (the value), with no rotation: they share no positions.
 
 Masks use Keras polarity everywhere: `1`/`True` means "may attend".
 """
@@ -23,22 +25,46 @@ from keras import ops
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers.chunked_attention import MASKED_SCORE, chunked_attention
+from keras_transformer.layers.masking import attention_mask as make_attention_mask
 from keras_transformer.layers.rotary import RotaryEmbedding
 
-IMPLEMENTATIONS = ("standard", "chunked")
+ATTENTIONS = ("standard", "chunked")
 
 
-def _dense_mask(key_mask, causal, query_length, key_length):
-    """The `[batch or 1, queries, keys]` bool mask of a key padding mask and/or causality."""
-    mask = None
-    if key_mask is not None:
-        mask = ops.cast(key_mask, "bool")[:, None, :]
-    if causal:
-        rows = ops.arange(query_length)[:, None]
-        cols = ops.arange(key_length)[None, :]
-        lower = (cols <= rows)[None]
-        mask = lower if mask is None else ops.logical_and(mask, lower)
-    return mask
+def grouped_attention(query, key, value, mask=None, dropout=None, training=None):
+    """Softmax attention where query head `h` uses kv head `h // groups`.
+
+    Args:
+        query: `[batch, time, heads, head_dim]`, already scaled by `1/sqrt(head_dim)`.
+        key, value: `[batch, source, kv_heads, head_dim]`; `kv_heads` divides `heads`.
+        mask: optional bool `[batch or 1, time, source]`, `True` = may attend.
+        dropout: optional dropout layer applied to the attention weights.
+
+    Returns:
+        `(output [batch, time, heads, head_dim], weights [batch, heads, time, source])`,
+        the weights in float32.
+    """
+    batch, time, heads, head_dim = ops.shape(query)
+    source, kv_heads = ops.shape(key)[1], key.shape[2]
+    groups = query.shape[2] // kv_heads
+    if groups == 1:  # multi-head attention: one kv head per query head
+        scores = ops.einsum("btnd,bsnd->bnts", query, key)
+    else:
+        grouped = ops.reshape(query, (batch, time, kv_heads, groups, head_dim))
+        scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
+        scores = ops.reshape(scores, (batch, heads, time, source))
+    scores = ops.cast(scores, "float32")
+    if mask is not None:
+        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
+    weights = ops.softmax(scores, axis=-1)
+    dropped = ops.cast(weights, query.dtype)
+    if dropout is not None:
+        dropped = dropout(dropped, training=training)
+    if groups == 1:
+        return ops.einsum("bnts,bsnd->btnd", dropped, value), weights
+    dropped = ops.reshape(dropped, (batch, kv_heads, groups, time, source))
+    output = ops.einsum("bkgts,bskd->btkgd", dropped, value)
+    return ops.reshape(output, (batch, time, heads, value.shape[-1])), weights
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -56,37 +82,39 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         num_kv_heads: key/value heads (`None`: `num_heads`, standard
             multi-head attention; 1: multi-query attention). Must divide
             `num_heads`.
+        causal: query `t` sees keys `<= t` only (self-attention of a decoder).
         rotary: rotate queries and keys by their positions (RoPE).
         rotary_max_wavelength: the RoPE base.
-        implementation: `"standard"` or `"chunked"` (exact attention over key
-            blocks of `block_size` with linear memory; see
+        attention: `"standard"` or `"chunked"` (exact attention over key
+            blocks of `attention_block_size` with linear memory; see
             `chunked_attention`). Chunked attention has no dropout and
             cannot return attention scores.
-        block_size: key block length of the chunked implementation.
-        **kwargs: the other arguments of `keras.layers.MultiHeadAttention`.
+        attention_block_size: key block length of chunked attention.
+        **kwargs: the other arguments of `keras.layers.MultiHeadAttention`
+            (`dropout`, `use_bias`, `kernel_initializer`, ...).
 
     Call arguments:
         query: `[batch, time, d]`.
-        value, key: `[batch, source, d]` (default: `query`).
+        value, key: `[batch, source, d]` (default: `query`, self-attention).
         key_mask: optional bool `[batch, source]`, `True` = may attend.
         attention_mask: optional bool `[batch, time, source]` (overrides
-            `key_mask` and `use_causal_mask`; with a cache it must cover the
-            cache's slots).
-        use_causal_mask: query `t` sees keys `<= t`.
+            `key_mask` and `causal`; with a cache it must cover the cache's
+            slots, see `masking.attention_mask`).
         positions: int `[time]` or `[batch, time]` positions for RoPE
             (default `0 .. time-1`).
         cache: optional `(keys, values)`, each `[batch, slots, kv_heads,
             key_dim]`; this call's keys and values are written at slot
             `cache_index` and the queries attend to the whole cache (masked
-            by `attention_mask`). The call then returns `(output, cache)`.
+            by `attention_mask`, which a cached call needs). The call then
+            returns `(output, cache)`.
         cache_index: int scalar, the first slot written.
         return_attention_scores: also return `[batch, heads, time, source]`.
         training: enables attention dropout.
 
     Example:
 
-    >>> layer = GroupedQueryAttention(num_heads=4, key_dim=8, num_kv_heads=2)
-    >>> layer(np.zeros((1, 5, 32)), np.zeros((1, 5, 32))).shape
+    >>> layer = GroupedQueryAttention(num_heads=4, key_dim=8, num_kv_heads=2, causal=True)
+    >>> layer(np.zeros((1, 5, 32))).shape
     (1, 5, 32)
     """
 
@@ -95,10 +123,11 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         num_heads,
         key_dim,
         num_kv_heads=None,
+        causal=False,
         rotary=False,
         rotary_max_wavelength=10000,
-        implementation="standard",
-        block_size=128,
+        attention="standard",
+        attention_block_size=128,
         **kwargs,
     ):
         super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
@@ -107,18 +136,19 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             raise UserInputError(
                 f"num_kv_heads ({self.num_kv_heads}) must divide num_heads ({num_heads})"
             )
-        if implementation not in IMPLEMENTATIONS:
+        if attention not in ATTENTIONS:
             raise UserInputError(
-                f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, got {implementation!r}"
+                f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}"
             )
-        if implementation == "chunked" and self._dropout:
+        if attention == "chunked" and self._dropout:
             raise UserInputError("chunked attention has no attention dropout; use dropout=0")
         if rotary and key_dim % 2:
             raise UserInputError(f"rotary embeddings need an even key_dim, got {key_dim}")
+        self.causal = causal
         self.rotary = rotary
         self.rotary_max_wavelength = rotary_max_wavelength
-        self.implementation = implementation
-        self.block_size = block_size
+        self.attention = attention
+        self.attention_block_size = attention_block_size
         self._rotary_layer = (
             RotaryEmbedding(rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
             if rotary
@@ -174,29 +204,6 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         heads, kv_heads = self._num_heads, self.num_kv_heads
         return ops.split(qkv, [heads, heads + kv_heads], axis=2)
 
-    def _grouped_attention(self, query, key, value, attention_mask, training):
-        """Standard attention; query head `h` uses kv head `h // (num_heads // num_kv_heads)`."""
-        batch, time = ops.shape(query)[0], ops.shape(query)[1]
-        source = ops.shape(key)[1]
-        groups = self._num_heads // self.num_kv_heads
-        if groups == 1:  # multi-head attention: one kv head per query head
-            scores = ops.einsum("btnd,bsnd->bnts", query, key)
-        else:
-            grouped = ops.reshape(query, (batch, time, self.num_kv_heads, groups, self._key_dim))
-            scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
-            scores = ops.reshape(scores, (batch, self._num_heads, time, source))
-        scores = ops.cast(scores, "float32")
-        if attention_mask is not None:
-            scores = ops.where(attention_mask[:, None], scores, MASKED_SCORE)
-        probabilities = ops.softmax(scores, axis=-1)
-        dropped = self._dropout_layer(ops.cast(probabilities, query.dtype), training=training)
-        if groups == 1:
-            return ops.einsum("bnts,bsnd->btnd", dropped, value), probabilities
-        dropped = ops.reshape(dropped, (batch, self.num_kv_heads, groups, time, source))
-        output = ops.einsum("bkgts,bskd->btkgd", dropped, value)
-        output = ops.reshape(output, (batch, time, self._num_heads, self._value_dim))
-        return output, probabilities
-
     def call(
         self,
         query,
@@ -204,7 +211,6 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         key=None,
         key_mask=None,
         attention_mask=None,
-        use_causal_mask=False,
         positions=None,
         cache=None,
         cache_index=None,
@@ -219,38 +225,36 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             k = self._rotary_layer(k, positions=positions)
         q = ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype))
         if cache is not None:
+            if attention_mask is None:
+                raise ValueError("a cached call needs the attention_mask over the cache slots")
             start = (0, cache_index, 0, 0)
             k = ops.slice_update(cache[0], start, ops.cast(k, cache[0].dtype))
             v = ops.slice_update(cache[1], start, ops.cast(v, cache[1].dtype))
             cache = (k, v)
-        use_chunked = self.implementation == "chunked" and cache is None and attention_mask is None
-        if use_chunked:
+        scores = None
+        if self.attention == "chunked" and cache is None and attention_mask is None:
             if return_attention_scores:
                 raise UserInputError("chunked attention cannot return attention scores")
             groups = self._num_heads // self.num_kv_heads
             output = chunked_attention(
-                q,
-                ops.repeat(k, groups, axis=2),
-                ops.repeat(v, groups, axis=2),
-                key_mask=key_mask,
-                causal=use_causal_mask,
-                block_size=self.block_size,
+                q, ops.repeat(k, groups, axis=2), ops.repeat(v, groups, axis=2),
+                key_mask=key_mask, causal=self.causal, block_size=self.attention_block_size,
             )
-            scores = None
         else:
             if attention_mask is None:
-                attention_mask = _dense_mask(
-                    key_mask, use_causal_mask, ops.shape(q)[1], ops.shape(k)[1]
+                attention_mask = make_attention_mask(
+                    ops.arange(ops.shape(q)[1]), ops.arange(ops.shape(k)[1]), key_mask,
+                    self.causal,
                 )
             else:
                 attention_mask = ops.cast(attention_mask, "bool")
-            output, scores = self._grouped_attention(q, k, v, attention_mask, training)
+            output, scores = grouped_attention(
+                q, k, v, attention_mask, self._dropout_layer, training
+            )
         output = self._output_dense(output)
         if cache is not None:
             return output, cache
-        if return_attention_scores:
-            return output, scores
-        return output
+        return (output, scores) if return_attention_scores else output
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
                             cache=None, **kwargs):
@@ -269,119 +273,22 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         config = super().get_config()
         config.update(
             num_kv_heads=self.num_kv_heads,
+            causal=self.causal,
             rotary=self.rotary,
             rotary_max_wavelength=self.rotary_max_wavelength,
-            implementation=self.implementation,
-            block_size=self.block_size,
-        )
-        return config
-
-
-class BaseAttention(keras.layers.Layer):
-    """Multi-head attention with a residual-ready output of width `d_model`.
-
-    Subclasses choose what attends to what; this base builds the
-    `keras.layers.MultiHeadAttention` that does the work.
-
-    Args:
-        num_heads: number of attention heads.
-        key_dim: width of each head (`d_model // num_heads` in the usual case).
-        dropout: dropout rate on the attention weights.
-        use_bias: biases in the query, key, value and output projections.
-        kernel_initializer: initializer of the projection kernels.
-        num_kv_heads: key/value heads (`None`: `num_heads`); see
-            `GroupedQueryAttention`.
-        rotary: rotary position embeddings on queries and keys (RoPE).
-        attention: `"standard"` or `"chunked"` (memory-efficient, exact).
-        block_size: key block length of chunked attention.
-    """
-
-    def __init__(
-        self,
-        num_heads,
-        key_dim,
-        dropout=0.0,
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        num_kv_heads=None,
-        rotary=False,
-        attention="standard",
-        block_size=128,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.num_kv_heads = num_kv_heads or num_heads
-        self.rotary = rotary
-        self.attention = attention
-        self.block_size = block_size
-        self.num_heads = num_heads
-        self.key_dim = key_dim
-        self.dropout = dropout
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.supports_masking = True
-
-    def _build_mha(self, query_shape, value_shape):
-        self.mha = GroupedQueryAttention(
-            num_heads=self.num_heads,
-            key_dim=self.key_dim,
-            num_kv_heads=self.num_kv_heads,
-            rotary=self.rotary,
-            implementation=self.attention,
-            block_size=self.block_size,
-            dropout=self.dropout,
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-            name="mha",
-        )
-        self.mha.build(query_shape, value_shape)
-        self.built = True
-
-    def build(self, input_shape):
-        self._build_mha(input_shape, input_shape)
-
-    def compute_output_shape(self, input_shape, *args, **kwargs):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            num_heads=self.num_heads,
-            key_dim=self.key_dim,
-            dropout=self.dropout,
-            use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            num_kv_heads=self.num_kv_heads,
-            rotary=self.rotary,
             attention=self.attention,
-            block_size=self.block_size,
+            attention_block_size=self.attention_block_size,
         )
         return config
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class CausalSelfAttention(BaseAttention):
-    """Self-attention where position `t` sees only positions `<= t`.
+class CausalSelfAttention(GroupedQueryAttention):
+    """`GroupedQueryAttention` with `causal=True`: position `t` sees only positions `<= t`.
 
     The look-ahead mask is what makes a decoder a language model: the output
     at `t` cannot depend on tokens after `t`, so it can be trained to predict
     token `t + 1` on every position at once.
-
-    Call arguments:
-        inputs: `[batch, time, d_model]`.
-        padding_mask: optional `[batch, time]`, `True` for real tokens; padded
-            keys get no attention. A Keras mask on `inputs` is used when this
-            is not given.
-        training: enables attention dropout.
-        return_attention_scores: also return `[batch, heads, time, time]`.
-        positions: int positions of `inputs` for RoPE (`[time]` or
-            `[batch, time]`; default `0 .. time-1`).
-        cache: optional `(keys, values)` cache, `[batch, slots, kv_heads,
-            key_dim]` each: `inputs`' keys and values are written at slot
-            `cache_index`, the queries attend to the cache slots allowed by
-            `attention_mask` (`[batch, time, slots]`, required with a cache),
-            and the call returns `(output, new_cache)`.
 
     Example:
 
@@ -390,112 +297,43 @@ class CausalSelfAttention(BaseAttention):
     (1, 5, 16)
     """
 
-    def call(
-        self,
-        inputs,
-        padding_mask=None,
-        training=None,
-        return_attention_scores=False,
-        mask=None,
-        positions=None,
-        cache=None,
-        cache_index=None,
-        attention_mask=None,
-    ):
-        padding_mask = mask if padding_mask is None else padding_mask
-        if cache is not None and attention_mask is None:
-            raise ValueError("a cached call needs the attention_mask over the cache slots")
-        return self.mha(
-            query=inputs,
-            value=inputs,
-            key=inputs,
-            key_mask=padding_mask,
-            attention_mask=attention_mask,
-            use_causal_mask=True,
-            positions=positions,
-            cache=cache,
-            cache_index=cache_index,
-            training=training,
-            return_attention_scores=return_attention_scores,
-        )
+    def __init__(self, num_heads, key_dim, causal=True, **kwargs):
+        super().__init__(num_heads, key_dim, causal=causal, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class GlobalSelfAttention(BaseAttention):
-    """Self-attention where every position sees every (non-padding) position.
-
-    Call arguments are those of `CausalSelfAttention`; only the look-ahead
-    mask is missing, so the output at `t` depends on the whole sequence.
+class GlobalSelfAttention(GroupedQueryAttention):
+    """`GroupedQueryAttention` with `causal=False`: every position sees every
+    (non-padding) position, so the output at `t` depends on the whole sequence.
 
     Example:
 
     >>> layer = GlobalSelfAttention(num_heads=2, key_dim=8)
-    >>> layer(np.zeros((1, 5, 16))).shape
+    >>> layer(np.zeros((1, 5, 16)), key_mask=np.array([[1, 1, 1, 0, 0]], bool)).shape
     (1, 5, 16)
     """
 
-    def call(
-        self,
-        inputs,
-        padding_mask=None,
-        training=None,
-        return_attention_scores=False,
-        mask=None,
-        positions=None,
-    ):
-        padding_mask = mask if padding_mask is None else padding_mask
-        return self.mha(
-            query=inputs,
-            value=inputs,
-            key=inputs,
-            key_mask=padding_mask,
-            positions=positions,
-            training=training,
-            return_attention_scores=return_attention_scores,
-        )
+    def __init__(self, num_heads, key_dim, causal=False, **kwargs):
+        super().__init__(num_heads, key_dim, causal=causal, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class CrossAttention(BaseAttention):
-    """Decoder queries attending to encoder outputs (the "context").
+class CrossAttention(GroupedQueryAttention):
+    """`GroupedQueryAttention` of decoder queries over encoder outputs (the "context").
 
-    Call arguments:
-        inputs: decoder states `[batch, target_time, d_model]`.
-        context: encoder outputs `[batch, source_time, d_model]`.
-        context_mask: optional `[batch, source_time]`, `True` for real
-            source tokens; padded source positions get no attention.
-        training: enables attention dropout.
-        return_attention_scores: also return
-            `[batch, heads, target_time, source_time]`.
+    Called as `layer(decoder_states, context, key_mask=context_mask)`. Queries
+    and keys come from different sequences, so there is no causal mask and
+    no rotation (`causal` and `rotary` must stay `False`).
 
     Example:
 
     >>> layer = CrossAttention(num_heads=2, key_dim=8)
-    >>> layer(np.zeros((1, 3, 16)), context=np.zeros((1, 7, 16))).shape
+    >>> layer(np.zeros((1, 3, 16)), np.zeros((1, 7, 16))).shape
     (1, 3, 16)
     """
 
     def __init__(self, num_heads, key_dim, **kwargs):
+        if kwargs.get("rotary") or kwargs.get("causal"):
+            raise UserInputError("cross-attention has no shared positions: rotary and causal "
+                                 "must be False")
         super().__init__(num_heads, key_dim, **kwargs)
-        if self.rotary:
-            raise UserInputError("cross-attention has no shared positions: rotary must be False")
-
-    def build(self, inputs_shape, context_shape=None):
-        self._build_mha(inputs_shape, context_shape or inputs_shape)
-
-    def call(
-        self,
-        inputs,
-        context,
-        context_mask=None,
-        training=None,
-        return_attention_scores=False,
-    ):
-        return self.mha(
-            query=inputs,
-            value=context,
-            key=context,
-            key_mask=context_mask,
-            training=training,
-            return_attention_scores=return_attention_scores,
-        )

@@ -3,11 +3,7 @@
 import keras
 
 from keras_transformer.errors import UserInputError, recompute_dropout_message
-from keras_transformer.layers.attention import (
-    CausalSelfAttention,
-    CrossAttention,
-    GlobalSelfAttention,
-)
+from keras_transformer.layers.attention import CrossAttention, GroupedQueryAttention
 from keras_transformer.layers.feedforward import FeedForward
 from keras_transformer.layers.normalization import make_norm
 
@@ -42,6 +38,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: epsilon of the normalization layers.
         num_kv_heads: key/value heads of the attention (`None`: `num_heads`).
         rotary: rotary position embeddings in the self-attention (RoPE).
+        rotary_max_wavelength: the RoPE base (10,000; Llama 3 uses 500,000).
         norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
         attention: `"standard"` or `"chunked"` (memory-efficient, exact).
         attention_block_size: key block length of chunked attention.
@@ -61,7 +58,7 @@ class TransformerBlock(keras.layers.Layer):
         context_mask: optional `[batch, source_time]` mask of `context`.
         training: enables dropout.
         positions, cache, cache_index, attention_mask: KV-cached decoding
-            of a causal block (see `CausalSelfAttention`); with a `cache` the
+            of a causal block (see `GroupedQueryAttention`); with a `cache` the
             call returns `(outputs, new_cache)`.
         return_attention_scores: also return the attention weights, as
             `(outputs, scores)` with `scores["self_attention"]`
@@ -90,6 +87,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         num_kv_heads=None,
         rotary=False,
+        rotary_max_wavelength=10000,
         norm="layer",
         attention="standard",
         attention_block_size=128,
@@ -111,6 +109,7 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.num_kv_heads = num_kv_heads or num_heads
         self.rotary = rotary
+        self.rotary_max_wavelength = rotary_max_wavelength
         self.norm = norm
         self.attention = attention
         self.attention_block_size = attention_block_size
@@ -124,19 +123,20 @@ class TransformerBlock(keras.layers.Layer):
 
     def build(self, inputs_shape, context_shape=None):
         input_shape = inputs_shape
-        attention_class = CausalSelfAttention if self.causal else GlobalSelfAttention
         attention_args = dict(
             num_heads=self.num_heads,
             key_dim=self.d_model // self.num_heads,
+            num_kv_heads=self.num_kv_heads,
             dropout=self.dropout,
             use_bias=self.use_bias,
-            num_kv_heads=self.num_kv_heads,
             attention=self.attention,
-            block_size=self.attention_block_size,
+            attention_block_size=self.attention_block_size,
             dtype=self.dtype_policy,
         )
-        self.self_attention = attention_class(
-            name="self_attention", rotary=self.rotary, **attention_args
+        self.self_attention = GroupedQueryAttention(
+            causal=self.causal, rotary=self.rotary,
+            rotary_max_wavelength=self.rotary_max_wavelength, name="self_attention",
+            **attention_args,
         )
         self.self_attention.build(input_shape)
         self.self_attention_norm = self._norm("self_attention_norm", input_shape)
@@ -217,59 +217,40 @@ class TransformerBlock(keras.layers.Layer):
         """The block itself: residual sub-layers in the order `norm_first` says."""
         if return_attention_scores and cache is not None:
             raise ValueError("a cached call cannot return attention scores")
-        new_cache = []
-        scores = {}
-
-        def keep_scores(name, result):
-            if not return_attention_scores:
-                return result
-            output, scores[name] = result
-            return output
+        extras = {}  # what attention returns besides its output: the scores or the new cache
 
         def self_attention(h):
-            if cache is None:
-                return keep_scores("self_attention", self.self_attention(
-                    h, padding_mask=padding_mask, positions=positions, training=training,
-                    return_attention_scores=return_attention_scores,
-                ))
-            out, updated = self.self_attention(
-                h,
-                positions=positions,
-                cache=cache,
-                cache_index=cache_index,
-                attention_mask=attention_mask,
-                training=training,
+            result = self.self_attention(
+                h, key_mask=padding_mask, positions=positions, cache=cache,
+                cache_index=cache_index, attention_mask=attention_mask, training=training,
+                return_attention_scores=return_attention_scores,
             )
-            new_cache.append(updated)
-            return out
+            if cache is None and not return_attention_scores:
+                return result
+            output, extras["self_attention"] = result
+            return output
 
-        x = self._residual(
-            inputs, self.self_attention_norm, self_attention, dropout=True, training=training
-        )
+        def cross_attention(h):
+            result = self.cross_attention_layer(
+                h, context, key_mask=context_mask, training=training,
+                return_attention_scores=return_attention_scores,
+            )
+            if not return_attention_scores:
+                return result
+            output, extras["cross_attention"] = result
+            return output
+
+        x = self._residual(inputs, self.self_attention_norm, self_attention, True, training)
         if self.cross_attention:
             if context is None:
                 raise ValueError("a block with cross_attention=True needs `context`")
-            x = self._residual(
-                x,
-                self.cross_attention_norm,
-                lambda h: keep_scores("cross_attention", self.cross_attention_layer(
-                    h, context=context, context_mask=context_mask, training=training,
-                    return_attention_scores=return_attention_scores,
-                )),
-                dropout=True,
-                training=training,
-            )
+            x = self._residual(x, self.cross_attention_norm, cross_attention, True, training)
         # FeedForward applies its own output dropout.
-        x = self._residual(
-            x,
-            self.feed_forward_norm,
-            lambda h: self.feed_forward(h, training=training),
-            dropout=False,
-            training=training,
-        )
-        if return_attention_scores:
-            return x, scores
-        return x if cache is None else (x, new_cache[0])
+        x = self._residual(x, self.feed_forward_norm,
+                           lambda h: self.feed_forward(h, training=training), False, training)
+        if cache is not None:
+            return x, extras["self_attention"]
+        return (x, extras) if return_attention_scores else x
 
     def compute_output_shape(self, input_shape, *args, **kwargs):
         return input_shape
@@ -289,6 +270,7 @@ class TransformerBlock(keras.layers.Layer):
             layer_norm_epsilon=self.layer_norm_epsilon,
             num_kv_heads=self.num_kv_heads,
             rotary=self.rotary,
+            rotary_max_wavelength=self.rotary_max_wavelength,
             norm=self.norm,
             attention=self.attention,
             attention_block_size=self.attention_block_size,

@@ -17,6 +17,8 @@ size `queries x keys` is ever stored: peak memory is `O(queries x block)`.
 
 import tensorflow as tf
 
+from keras_transformer.layers.masking import attention_mask
+
 # The score given to masked keys, as keras' Softmax: a row whose keys are all
 # masked averages all of them instead of producing NaN.
 MASKED_SCORE = -1e9
@@ -26,13 +28,10 @@ def _block_scores(q, k_block, start, block_size, num_keys, key_mask, causal):
     """Masked float32 scores `[B, H, Tq, block]` of one key block, and its mask."""
     scores = tf.einsum("bhqd,bhkd->bhqk", q, k_block)
     key_index = start + tf.range(block_size)
-    allowed = (key_index < num_keys)[None, None, None, :]
+    real = (key_index < num_keys)[None, :]  # the last block is padded past the end
     if key_mask is not None:
-        block_mask = tf.gather(key_mask, tf.minimum(key_index, num_keys - 1), axis=1)
-        allowed = tf.logical_and(allowed, block_mask[:, None, None, :])
-    if causal:
-        query_index = tf.range(tf.shape(q)[2])
-        allowed = tf.logical_and(allowed, (key_index[None, :] <= query_index[:, None])[None, None])
+        real = tf.logical_and(real, tf.gather(key_mask, tf.minimum(key_index, num_keys - 1), axis=1))
+    allowed = attention_mask(tf.range(tf.shape(q)[2]), key_index, real, causal)[:, None]
     scores = tf.where(allowed, scores, MASKED_SCORE)
     # Keys past the end (the last block's padding) get exactly zero weight.
     scores = tf.where((key_index < num_keys)[None, None, None, :], scores, -float("inf"))

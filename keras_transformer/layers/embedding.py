@@ -38,7 +38,8 @@ class PositionalEmbedding(keras.layers.Layer):
     `[batch, time, d_model]` it multiplies them by the transposed token
     embedding matrix and returns float32 logits `[batch, time, vocab_size]`:
     this is the tied output projection of GPT-2 and BERT, which shares its
-    weights with the input embedding.
+    weights with the input embedding (the token table is a
+    `keras.layers.ReversibleEmbedding`, which does exactly that).
 
     With `position="sinusoidal"` the token vectors are scaled by
     `sqrt(d_model)` before the fixed table is added, as in the original paper;
@@ -97,9 +98,10 @@ class PositionalEmbedding(keras.layers.Layer):
         self.supports_masking = mask_zero
 
     def build(self, input_shape):
-        self.token_embedding = keras.layers.Embedding(
+        self.token_embedding = keras.layers.ReversibleEmbedding(
             self.vocab_size,
             self.d_model,
+            tie_weights=True,
             embeddings_initializer=self.embeddings_initializer,
             dtype=self.dtype_policy,
             name="token_embedding",
@@ -117,9 +119,7 @@ class PositionalEmbedding(keras.layers.Layer):
 
     def call(self, inputs, reverse=False, positions=None):
         if reverse:
-            kernel = ops.cast(self.token_embedding.embeddings, inputs.dtype)
-            logits = ops.matmul(inputs, ops.transpose(kernel))
-            return ops.cast(logits, "float32")
+            return ops.cast(self.token_embedding(inputs, reverse=True), "float32")
         length = inputs.shape[1]
         if length is not None and length > self.max_len:
             raise UserInputError(

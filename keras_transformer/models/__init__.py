@@ -6,6 +6,7 @@ from keras_transformer.models.bert import BERT, backbone_params, build_bert
 from keras_transformer.models.charrnn import build_charrnn
 from keras_transformer.models.gpt import GPT, build_gpt, call_with_cache, init_cache, supports_cache
 from keras_transformer.models.seq2seq import Seq2Seq, build_seq2seq
+from keras_transformer.models.upgrade import load_model
 
 __all__ = [
     "BERT",
@@ -19,6 +20,7 @@ __all__ = [
     "call_with_cache",
     "gpt_attention_maps",
     "init_cache",
+    "load_model",
     "seq2seq_cross_attention_maps",
     "supports_cache",
 ]

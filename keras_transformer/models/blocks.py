@@ -32,6 +32,7 @@ def block_args(config):
         recompute=config.recompute,
         num_kv_heads=config.num_kv_heads,
         rotary=config.position == "rope",
+        rotary_max_wavelength=config.rotary_max_wavelength,
         attention=config.attention,
         attention_block_size=config.attention_block_size,
     )

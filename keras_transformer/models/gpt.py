@@ -137,24 +137,77 @@ class GPT(FamilyModel):
         return maps
 
 
+    def checkpoint_weights(self, model_type):
+        """Where each tensor of a Hugging Face checkpoint goes in this model.
+
+        Args:
+            model_type: `"gpt2"` or `"llama"` (the config must be of that shape,
+                see `TransformerConfig.from_hf`).
+
+        Returns:
+            A list of `(name, variables, transposed, in_dims)`: the tensor `name`
+            (without the `transformer.` / `model.` prefix) is, after a transpose
+            when `transposed` (PyTorch `Linear` weights are `[out, in]`), the
+            variables side by side along its last axis (GPT-2's fused `c_attn`
+            holds query, key and value), each flattened to `[rows, -1]` with
+            `rows` the product of its first `in_dims` dimensions: 1 for
+            `[d_model, heads, head_dim]` projections, 2 for the attention output
+            `[heads, head_dim, d_model]`, 0 for a 1-D tensor (norms, biases;
+            the attention biases are `[heads, head_dim]`).
+        """
+        embedding, blocks = self.embedding, self.blocks
+        weights = []
+        if model_type == "gpt2":
+            weights += [("wte.weight", [embedding.token_embedding.embeddings], False, 1),
+                        ("wpe.weight", [embedding.position_embeddings], False, 1)]
+            for i, block in enumerate(blocks):
+                attention, ffn = block.self_attention, block.feed_forward
+                projections = (attention.query_dense, attention.key_dense, attention.value_dense)
+                norms = (("ln_1", block.self_attention_norm), ("ln_2", block.feed_forward_norm))
+                for hf_name, norm in norms:
+                    weights += [(f"h.{i}.{hf_name}.weight", [norm.gamma], False, 0),
+                                (f"h.{i}.{hf_name}.bias", [norm.beta], False, 0)]
+                for hf_name, layers, in_dims in (("attn.c_attn", projections, 1),
+                                                 ("attn.c_proj", [attention.output_dense], 2),
+                                                 ("mlp.c_fc", [ffn.hidden], 1),
+                                                 ("mlp.c_proj", [ffn.output_dense], 1)):
+                    weights += [
+                        (f"h.{i}.{hf_name}.weight", [x.kernel for x in layers], False, in_dims),
+                        (f"h.{i}.{hf_name}.bias", [x.bias for x in layers], False, 0),
+                    ]
+            weights += [("ln_f.weight", [self.final_norm.gamma], False, 0),
+                        ("ln_f.bias", [self.final_norm.beta], False, 0)]
+        elif model_type == "llama":
+            weights.append(("embed_tokens.weight", [embedding.token_embedding.embeddings],
+                            False, 1))
+            for i, block in enumerate(blocks):
+                attention, ffn = block.self_attention, block.feed_forward
+                weights += [
+                    (f"layers.{i}.input_layernorm.weight", [block.self_attention_norm.scale],
+                     False, 0),
+                    (f"layers.{i}.post_attention_layernorm.weight",
+                     [block.feed_forward_norm.scale], False, 0),
+                ]
+                for hf_name, layer in (("self_attn.q_proj", attention.query_dense),
+                                       ("self_attn.k_proj", attention.key_dense),
+                                       ("self_attn.v_proj", attention.value_dense),
+                                       ("self_attn.o_proj", attention.output_dense),
+                                       ("mlp.gate_proj", ffn.gate),
+                                       ("mlp.up_proj", ffn.hidden),
+                                       ("mlp.down_proj", ffn.output_dense)):
+                    in_dims = 2 if layer is attention.output_dense else 1
+                    weights.append((f"layers.{i}.{hf_name}.weight", [layer.kernel], True, in_dims))
+            weights.append(("norm.weight", [self.final_norm.scale], False, 0))
+        else:
+            raise UserInputError(f"no checkpoint layout for model_type {model_type!r}")
+        if self.lm_head is not None:
+            weights.append(("lm_head.weight", [self.lm_head.kernel], True, 1))
+        return weights
+
+
 def build_gpt(config: TransformerConfig, name="gpt") -> GPT:
     """A `GPT` of `config` (see `GPT`)."""
     return GPT(config, name=name)
-
-
-def gpt_from_functional(model, config):
-    """A `GPT` of `config` with the weights of `model`, or `None` if they do not fit.
-
-    Run directories written before `GPT` was a class hold a plain functional
-    model of the same layers (same names, same weight order); this rebuilds
-    it as a `GPT`, so it decodes with its cache again.
-    """
-    gpt = GPT(config, name=model.name)
-    weights = model.get_weights()
-    if [w.shape for w in weights] != [tuple(v.shape) for v in gpt.weights]:
-        return None
-    gpt.set_weights(weights)
-    return gpt
 
 
 def supports_cache(model):
