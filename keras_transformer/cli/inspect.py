@@ -5,6 +5,7 @@
     python -m keras_transformer.inspect runs/gpt-20260101-120000        # a run directory
     python -m keras_transformer.inspect runs/gpt-20260101-120000/config.json
     python -m keras_transformer.inspect my-config.json --arch bert      # a bare TransformerConfig
+    python -m keras_transformer.inspect checkpoints/gpt2                # a Hugging Face checkpoint
 
 Prints the family (gpt, bert or seq2seq), layers, heads, kv heads, d_model,
 d_ff, the parameter count and, for a GPT, the bytes the KV cache holds per
@@ -86,6 +87,8 @@ def _read_config_file(spec):
     except (OSError, ValueError) as error:
         raise UserInputError(f"could not read {path} ({error})") from None
     family = None
+    if isinstance(values, dict) and "model_type" in values:  # a Hugging Face checkpoint's
+        return TransformerConfig.from_hf(values), "gpt", f"the Hugging Face config {path}"
     if isinstance(values, dict) and isinstance(values.get("settings"), dict):
         family = values["settings"].get("arch", values.get("arch"))
         if family == "charrnn":
@@ -194,12 +197,15 @@ def describe(config, dtype="float32", family=None, model=None):
                                       if config.activation == "swiglu" else "")),
         ("vocab_size", f"{config.vocab_size}"),
         ("max_len", f"{config.max_len}"),
-        ("position", config.position),
+        ("position", config.position + (f" (base {config.rotary_max_wavelength:g})"
+                                        if config.position == "rope" else "")),
         ("norm", f"{config.norm} ({'pre' if config.norm_first else 'post'}-norm)"),
         ("activation", config.activation),
         ("attention", config.attention),
         ("parameters", _parameters(config, family, model)),
         ("KV cache", kv_cache),
+        ("preset", next((f"same as {name}" for name in PRESETS
+                         if TransformerConfig.preset(name) == config), "none equal")),
     ]
     return [f"{name:<12} {value}" for name, value in rows]
 
@@ -211,7 +217,8 @@ def build_parser():
         "directory or its config.json. The parameters are counted on the built model.",
     )
     parser.add_argument("config", metavar="CONFIG",
-                        help=f"a preset ({', '.join(PRESETS)}), a run directory or a config.json")
+                        help=f"a preset ({', '.join(PRESETS)}), a run directory, a Hugging Face "
+                        "checkpoint folder (gpt2, llama) or a config.json")
     parser.add_argument("--arch", choices=FAMILIES, default=None,
                         help="the model family of a bare TransformerConfig JSON file "
                         "(a preset or a run directory knows its own)")

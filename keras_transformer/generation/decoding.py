@@ -218,11 +218,23 @@ class Decoder:
             buffer, lengths, num_new, window, *settings
         ).numpy()
 
-    def __call__(self, prompts, max_new_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=0):
+    def __call__(self, prompts, max_new_tokens, temperature=1.0, top_k=0, top_p=1.0, seed=0,
+                 stop_id=None):
         """Continue each int id sequence in `prompts` by `max_new_tokens` ids.
+
+        A row that draws `stop_id` (the end-of-sequence id of a pretrained
+        tokenizer) ends there: its ids stop after it.
 
         Returns a list of int32 arrays, the new ids only.
         """
+        new_ids = self._generate(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+        if stop_id is None:
+            return new_ids
+        ends = [np.flatnonzero(row == stop_id) for row in new_ids]
+        return [row[: end[0] + 1] if len(end) else row
+                for row, end in zip(new_ids, ends, strict=True)]
+
+    def _generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         rows = [np.asarray(p, dtype=np.int32).reshape(-1) for p in prompts]
         for p in rows:
             if not len(p):

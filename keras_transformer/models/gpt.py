@@ -65,9 +65,12 @@ class GPT(FamilyModel):
             if config.tie_embeddings:
                 logits = embedding(x, reverse=True)
             else:
-                lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype="float32",
+                # float32 logits under mixed precision; a bfloat16 model keeps a bfloat16 head.
+                head_dtype = "float32" if keras.config.dtype_policy().variable_dtype == "float32" \
+                    else None
+                lm_head = keras.layers.Dense(config.vocab_size, use_bias=False, dtype=head_dtype,
                                              name="lm_head")
-                logits = lm_head(x)
+                logits = ops.cast(lm_head(x), "float32")
             super().__init__(token_ids, logits, name=name, **kwargs)
 
         # === Config ===

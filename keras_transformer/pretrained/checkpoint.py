@@ -94,20 +94,17 @@ def _hf_shape(variables, in_dims):
     return (rows, sum(int(np.prod(shape)) // rows for shape in shapes))
 
 
-def _find(tensors, name):
-    for prefix in PREFIXES:
-        if prefix + name in tensors:
-            return prefix + name
-    return None
-
-
 def _place(tensors, layout, source):
     """`[(variable, value)]` for every variable of `layout`; every check before any assignment."""
+    # The body's tensors are named with the prefix of the file ("transformer.h.0..." or
+    # "h.0..."); the output head never has one.
+    body = next((prefix for prefix in PREFIXES[1:] if any(key.startswith(prefix)
+                                                          for key in tensors)), "")
     placed, used = [], set()
     for name, variables, transposed, in_dims in layout:
-        key = _find(tensors, name)
-        if key is None:
-            raise UserInputError(f"{source}: the tensor {name!r} is missing")
+        key = name if name == "lm_head.weight" else body + name
+        if key not in tensors:
+            raise UserInputError(f"{source}: the tensor {key!r} is missing")
         used.add(key)
         tensor = tensors[key]
         expected = _hf_shape(variables, in_dims)
@@ -157,6 +154,14 @@ def from_pretrained(path, dtype=None):
     hf = read_hf_config(path)
     config = TransformerConfig.from_hf(hf)
     tensors = read_tensors(path)
+    head = tensors.get("lm_head.weight")
+    if config.tie_embeddings and head is not None:  # some tied checkpoints store the head too
+        embedding = tensors.get("model.embed_tokens.weight", tensors.get(
+            "transformer.wte.weight", tensors.get("wte.weight", tensors.get("embed_tokens.weight"))))
+        if embedding is None or not np.array_equal(head, embedding):
+            raise UserInputError(f"{path}: lm_head.weight differs from the token embedding, "
+                                 "but config.json says tie_word_embeddings")
+        del tensors["lm_head.weight"]
     model = GPT(config, name=os.path.basename(os.path.normpath(path)) or "gpt", dtype=dtype)
     placed = _place(tensors, model.checkpoint_weights(hf["model_type"]), path)
     for variable, value in placed:

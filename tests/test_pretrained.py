@@ -1,0 +1,289 @@
+"""Hugging Face GPT-2 and Llama checkpoints in this package's own layers, against `transformers`.
+
+The reference checkpoints are made here, offline: small randomly initialised
+`transformers` models with every 1-D parameter (norm scales and offsets,
+biases) moved away from its initial 1 or 0, so that a tensor loaded into the
+wrong place, transposed or left out changes the logits.
+"""
+
+import copy
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_transformer import TransformerConfig, from_pretrained, save_pretrained  # noqa: E402
+from keras_transformer.errors import UserInputError  # noqa: E402
+from keras_transformer.generation.decoding import Decoder  # noqa: E402
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+VOCAB = 97
+LLAMA = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=44, num_hidden_layers=2,
+             num_attention_heads=4, max_position_embeddings=64)
+CHECKPOINTS = {
+    "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=VOCAB, n_positions=48, n_embd=32, n_layer=2, n_head=4, bos_token_id=1,
+        eos_token_id=2)),
+    "gpt2_untied": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=VOCAB, n_positions=48, n_embd=32, n_layer=2, n_head=2, n_inner=40,
+        tie_word_embeddings=False, layer_norm_epsilon=1e-4, bos_token_id=1, eos_token_id=2)),
+    "llama_gqa_theta": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        **LLAMA, num_key_value_heads=2, rope_theta=5000.0, tie_word_embeddings=False,
+        rms_norm_eps=1e-5)),
+    "llama_mqa_tied": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        **LLAMA, num_key_value_heads=1, tie_word_embeddings=True)),
+}
+IDS = np.random.default_rng(0).integers(0, VOCAB, size=(2, 17))
+
+
+def _read(path, mode="r"):
+    with open(path, mode) as handle:
+        return handle.read()
+
+
+def _write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as handle:
+        handle.write(data)
+
+
+def _perturbed(make, seed):
+    torch.manual_seed(seed)
+    model = make()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 1:
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """name -> (folder, the transformers model it holds)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    made = {}
+    for seed, (name, make) in enumerate(sorted(CHECKPOINTS.items())):
+        model = _perturbed(make, seed)
+        model.save_pretrained(root / name)
+        made[name] = (str(root / name), model)
+    return made
+
+
+def _reference_logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor(ids)).logits.float().numpy()
+
+
+def _assert_same_logits(ours, reference):
+    scale = np.abs(reference).max()
+    assert np.abs(np.asarray(ours) - reference).max() <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
+def test_logits_equal_transformers(checkpoints, name):
+    folder, reference = checkpoints[name]
+    model = from_pretrained(folder)
+    assert type(model).__name__ == "GPT"
+    _assert_same_logits(model(IDS), _reference_logits(reference, IDS))
+    # The config says what the checkpoint does; every weight came from the file.
+    hf = json.loads(_read(os.path.join(folder, "config.json")))
+    assert model.config == TransformerConfig.from_hf(hf)
+    assert model.count_params() == sum(p.numel() for p in reference.parameters())
+
+
+def test_the_options_reach_the_layers(checkpoints):
+    model = from_pretrained(checkpoints["llama_gqa_theta"][0])
+    attention = model.blocks[0].self_attention
+    assert (attention.num_kv_heads, attention.rotary, attention.rotary_max_wavelength) == (
+        2, True, 5000.0)
+    assert model.lm_head is not None and type(model.final_norm).__name__ == "RMSNormalization"
+    # A RoPE base other than the checkpoint's gives other logits: rope_theta is honoured.
+    folder, reference = checkpoints["llama_gqa_theta"]
+    hf = json.loads(_read(os.path.join(folder, "config.json")))
+    wrong = TransformerConfig.from_hf({**hf, "rope_parameters": {"rope_type": "default",
+                                                                 "rope_theta": 10000.0}})
+    assert wrong.rotary_max_wavelength == 10000.0 and model.config.rotary_max_wavelength == 5000.0
+
+
+def test_a_bfloat16_checkpoint_loads_and_can_stay_bfloat16(checkpoints, tmp_path):
+    _, reference = checkpoints["llama_gqa_theta"]
+    copy.deepcopy(reference).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    assert b"BF16" in _read(tmp_path / "bf16" / "model.safetensors", "rb")[:2000]
+    as_float = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "bf16",
+                                                                 dtype=torch.float32)
+    model = from_pretrained(str(tmp_path / "bf16"))
+    assert all(v.dtype == "float32" for v in model.weights)
+    _assert_same_logits(model(IDS), _reference_logits(as_float, IDS))
+    kept = from_pretrained(str(tmp_path / "bf16"), dtype="bfloat16")
+    assert all(v.dtype == "bfloat16" for v in kept.weights)
+    logits = np.asarray(kept(IDS))
+    assert logits.dtype == np.float32
+    # bfloat16 arithmetic: close to the float32 logits, not equal.
+    assert np.abs(logits - np.asarray(model(IDS))).max() < 0.1 * np.abs(logits).max()
+
+
+def test_a_sharded_checkpoint_loads(checkpoints, tmp_path):
+    _, reference = checkpoints["gpt2"]
+    reference.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    files = os.listdir(tmp_path / "sharded")
+    assert "model.safetensors.index.json" in files
+    assert len([f for f in files if f.endswith(".safetensors")]) > 2
+    _assert_same_logits(from_pretrained(str(tmp_path / "sharded"))(IDS),
+                        _reference_logits(reference, IDS))
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama_gqa_theta"])
+def test_greedy_generation_equals_transformers_generate(checkpoints, name):
+    folder, reference = checkpoints[name]
+    prompts = [list(IDS[0, :9]), list(IDS[1, :4])]  # different lengths: left padding
+    batch = np.zeros((2, 9), np.int64)
+    mask = np.zeros((2, 9), np.int64)
+    for row, prompt in enumerate(prompts):
+        batch[row, 9 - len(prompt):] = prompt
+        mask[row, 9 - len(prompt):] = 1
+    with torch.no_grad():
+        expected = reference.generate(
+            input_ids=torch.tensor(batch), attention_mask=torch.tensor(mask), max_new_tokens=20,
+            do_sample=False, pad_token_id=0, eos_token_id=None,
+        )[:, 9:].numpy()
+    decoder = Decoder(from_pretrained(folder), pad_id=None)
+    got = decoder(prompts, 20, temperature=0.0)
+    np.testing.assert_array_equal(np.stack(got), expected)
+    # With an end-of-sequence id, each row stops right after it.
+    stop = int(expected[0, 5])
+    stopped = decoder(prompts, 20, temperature=0.0, stop_id=stop)
+    for row, ids in zip(expected, stopped, strict=True):
+        end = np.flatnonzero(row == stop)
+        np.testing.assert_array_equal(ids, row[: end[0] + 1] if len(end) else row)
+    assert len(stopped[0]) <= 6  # row 0 draws `stop` by its 6th new token at the latest
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
+def test_save_pretrained_loads_in_transformers_with_the_same_logits(checkpoints, name, tmp_path):
+    folder, reference = checkpoints[name]
+    model = from_pretrained(folder)
+    save_pretrained(model, str(tmp_path / "back"))
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back")
+    assert type(reloaded).__name__ == type(reference).__name__
+    _assert_same_logits(_reference_logits(reloaded, IDS), _reference_logits(reference, IDS))
+    _assert_same_logits(from_pretrained(str(tmp_path / "back"))(IDS),
+                        _reference_logits(reference, IDS))
+
+
+def test_a_model_trained_here_saves_for_transformers(tmp_path):
+    config = TransformerConfig(vocab_size=VOCAB, max_len=32, num_layers=2, d_model=32,
+                               num_heads=4, num_kv_heads=2, position="rope", norm="rms",
+                               activation="swiglu", use_bias=False, tie_embeddings=False,
+                               rotary_max_wavelength=777.0)
+    keras.utils.set_random_seed(3)
+    from keras_transformer import build_gpt
+
+    model = build_gpt(config)
+    for variable in model.weights:  # norms away from 1
+        if len(variable.shape) == 1:
+            variable.assign(np.random.default_rng(1).normal(1, 0.3, variable.shape))
+    save_pretrained(model, str(tmp_path / "ours"))
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ours")
+    _assert_same_logits(model(IDS), _reference_logits(reloaded, IDS))
+    with pytest.raises(UserInputError, match="no Hugging Face layout: position='sinusoidal'"):
+        save_pretrained(build_gpt(TransformerConfig(vocab_size=VOCAB, max_len=16, num_layers=1,
+                                                    d_model=16, num_heads=2,
+                                                    position="sinusoidal", norm="rms",
+                                                    activation="swiglu", use_bias=False)),
+                        str(tmp_path / "no"))
+    assert not (tmp_path / "no").exists()
+
+
+# --- bad checkpoints: one line each, nothing half-loaded -------------------------------
+
+
+def _copy(folder, target):
+    import shutil
+
+    shutil.copytree(folder, target)
+    return target
+
+
+def _edit_config(folder, **changes):
+    path = os.path.join(folder, "config.json")
+    _write(path, json.dumps({**json.loads(_read(path)), **changes}))
+
+
+def _edit_tensors(folder, change):
+    from safetensors.numpy import load_file, save_file
+
+    path = os.path.join(folder, "model.safetensors")
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path)
+
+
+def _one_line(error):
+    message = str(error.value)
+    assert message and "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: _edit_config(d, model_type="mistral"), "model_type 'mistral' is not supported"),
+    (lambda d: _edit_config(d, rope_parameters={"rope_type": "llama3", "rope_theta": 5e5}),
+     "rope_type='llama3' is not supported"),
+    (lambda d: _edit_config(d, attention_bias=True), "attention_bias=True is not supported"),
+    (lambda d: _edit_config(d, hidden_act="gelu"), "hidden_act='gelu' is not supported"),
+    (lambda d: _edit_config(d, num_hidden_layers=3), "'model.layers.2.input_layernorm.weight' is missing"),
+    (lambda d: _edit_tensors(d, lambda t: t.pop("model.norm.weight")), "'model.norm.weight' is missing"),
+    (lambda d: _edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
+     "unexpected tensor 'extra'"),
+    (lambda d: _edit_tensors(d, lambda t: t.update({
+        "model.layers.1.self_attn.k_proj.weight": np.zeros((16, 31), np.float32)})),
+     "'model.layers.1.self_attn.k_proj.weight' has shape [16, 31]"),
+    (lambda d: _write(os.path.join(d, "config.json"), "{not json"), "not valid JSON"),
+    (lambda d: os.remove(os.path.join(d, "config.json")), "has no config.json"),
+])
+def test_a_bad_checkpoint_is_one_line(checkpoints, tmp_path, change, expected):
+    folder = _copy(checkpoints["llama_gqa_theta"][0], str(tmp_path / "bad"))
+    change(folder)
+    with pytest.raises(UserInputError) as error:
+        from_pretrained(folder)
+    assert expected in _one_line(error)
+
+
+def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tmp_path):
+    folder = _copy(checkpoints["gpt2"][0], str(tmp_path / "pickled"))
+    os.remove(os.path.join(folder, "model.safetensors"))
+    _write(os.path.join(folder, "pytorch_model.bin"), b"\x80\x04 not unpickled")
+    with pytest.raises(UserInputError) as error:
+        from_pretrained(folder)
+    assert "pytorch_model.bin" in _one_line(error) and "never unpickles" in str(error.value)
+
+    folder = _copy(checkpoints["gpt2"][0], str(tmp_path / "truncated"))
+    path = os.path.join(folder, "model.safetensors")
+    data = _read(path, "rb")
+    _write(path, data[: len(data) // 2])
+    with pytest.raises(UserInputError) as error:
+        from_pretrained(folder)
+    assert "could not read" in _one_line(error)
+
+    _, reference = checkpoints["gpt2"]
+    reference.save_pretrained(tmp_path / "shards", max_shard_size="20KB")
+    shard = sorted(f for f in os.listdir(tmp_path / "shards") if f.endswith(".safetensors"))[0]
+    os.remove(tmp_path / "shards" / shard)
+    with pytest.raises(UserInputError) as error:
+        from_pretrained(str(tmp_path / "shards"))
+    assert f"lacks the shard {shard}" in _one_line(error)
+
+
+def test_inspect_shows_a_checkpoints_config(checkpoints, tmp_path, cli):
+    folder, reference = checkpoints["llama_gqa_theta"]
+    result = cli(["-m", "keras_transformer.inspect", folder], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line[:12].strip(): line[13:] for line in result.stdout.splitlines()}
+    assert "2 (grouped-query attention)" in rows["kv heads"]
+    assert rows["position"] == "rope (base 5000)"
+    assert rows["d_ff"] == "66 (SwiGLU hidden width 44)"
+    assert rows["parameters"] == f"{sum(p.numel() for p in reference.parameters()):,}"
