@@ -51,7 +51,24 @@ def substitute(argv, run_dir, export_dir):
     return out
 
 
+def readme_checkpoint_snippets(path=README):
+    """The README's ```python blocks that make or read `checkpoints/tiny-...`, in order."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    blocks = re.findall(r"^```python[ \t]*\n(.*?)^```", text, flags=re.S | re.M)
+    return [block for block in blocks if '"checkpoints/tiny-' in block]
+
+
+def printed_comments(snippet):
+    """What a snippet's `print(...)  # text` lines say they print, in order."""
+    return [line.split("  # ", 1)[1].strip() for line in snippet.splitlines()
+            if line.startswith("print(") and "  # " in line]
+
+
 COMMANDS = readme_commands()
+SNIPPETS = readme_checkpoint_snippets()
+# Checkpoint folders the README's snippets write (in the test's directory, as printed).
+CHECKPOINT_PATHS = {"checkpoints/tiny-llama"}
 # The export commands write exports/gpt; they run first (in a fixture), the rest in README order.
 EXPORTS = [c for c in COMMANDS if module_of(c[1]) == "export"]
 OTHERS = [c for c in COMMANDS if module_of(c[1]) != "export"]
@@ -62,12 +79,14 @@ def test_the_readme_commands_are_collected():
     assert len(COMMANDS) >= 9, COMMANDS
     assert modules.count("generate") >= 5 and modules.count("inspect") >= 3, modules
     assert modules.count("export") == 1, modules
+    assert len(SNIPPETS) == 2 and printed_comments(SNIPPETS[1]), SNIPPETS
     for printed, argv in COMMANDS:
         assert argv[:2] == ["python", "-m"] and "#" not in " ".join(argv), printed
         # Placeholders like "[--seed 1]" are not runnable as printed.
         assert not any(arg.startswith("[") or arg.endswith("]") for arg in argv), printed
-        paths = [arg for arg in argv if arg.startswith(("runs/", "exports/"))]
-        assert all(RUN_PATH.match(p) or EXPORT_PATH.match(p) for p in paths), printed
+        paths = [arg for arg in argv if arg.startswith(("runs/", "exports/", "checkpoints/"))]
+        assert all(RUN_PATH.match(p) or EXPORT_PATH.match(p) or p in CHECKPOINT_PATHS
+                   for p in paths), printed
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +97,11 @@ def readme_dirs(tmp_path_factory):
     result = run_cli(["train.py", "--arch", "gpt", "--data", "play.txt", "--out", "run",
                       *TINY_TRAIN_FLAGS], cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The README's checkpoint snippets, as printed: one makes checkpoints/tiny-llama offline.
+    for snippet in SNIPPETS:
+        made = run_cli(["-c", snippet], cwd=root, env={"HF_HUB_OFFLINE": "1"})
+        assert made.returncode == 0, f"README snippet failed:\n{snippet}\n{made.stderr[-3000:]}"
+        assert made.stdout.splitlines() == printed_comments(snippet), (snippet, made.stdout)
     run_dir, export_dir = str(root / "run"), str(root / "exports" / "gpt")
     os.makedirs(os.path.dirname(export_dir))
     exports = [_run(command, root, run_dir, export_dir) for command in EXPORTS]
