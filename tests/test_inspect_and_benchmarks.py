@@ -198,3 +198,16 @@ def test_attention_memory_benchmark_smoke_run(tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert {r["impl"] for r in rows} == {"standard", "chunked"}
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_checkpoint_load_benchmark_smoke_run(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "load.json"
+    result = _run("load_checkpoint.py", "--n-layer", "1", "--n-embd", "32", "--n-head", "2",
+                  "--repeats", "1", "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert [r["loader"] for r in data["results"]] == ["ours", "transformers"]
+    assert all(r["seconds"] > 0 and r["peak_mib"] > 0 for r in data["results"])
+    assert data["settings"]["parameters"] > 0 and "peak MiB" in result.stdout
