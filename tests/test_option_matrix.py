@@ -367,3 +367,17 @@ def test_recompute_with_dropout_is_refused_in_one_line():
     assert "\n" not in str(error.value)
     with pytest.raises(UserInputError, match="recompute=True needs dropout=0"):
         TransformerBlock(d_model=16, num_heads=4, dropout=0.1, recompute=True)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_honours_the_rope_base(family):
+    # Hugging Face's rope_theta: every self-attention rotates with it, and it changes the output.
+    name = "rope-mqa-rms-swiglu-pre-dropout"
+    base = build(family, name, dropout=0.0)
+    other = build(family, name, dropout=0.0, rotary_max_wavelength=50.0)
+    blocks = [layer for layer in other.layers if isinstance(layer, TransformerBlock)]
+    assert blocks and all(b.self_attention.rotary_max_wavelength == 50.0 for b in blocks)
+    feed = inputs(family)
+    assert _max_diff(forward(family, base, feed), forward(family, other, feed)) > 1e-3
+    with pytest.raises(UserInputError, match="applies to position='rope' only"):
+        make_config(family, "learned-mha-layer-gelu-pre", rotary_max_wavelength=50.0)
