@@ -28,15 +28,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from memory import _status_kib  # noqa: E402  (the same /proc reading as the training benchmark)
+
 LOADERS = ("ours", "transformers")
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure(loader, path):

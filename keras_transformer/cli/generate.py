@@ -3,7 +3,9 @@
     python -m keras_transformer.generate --model runs/gpt-... --prompt "ROMEO:" \\
         --max-new-tokens 100 --temperature 0.7 --top-k 40 --seed 1
 
-`--model` is a run directory of `train.py` or a SavedModel written by
+`--model` is a run directory of `train.py`, a Hugging Face GPT-2 or Llama
+checkpoint folder (weights, config and tokenizer; generation stops at its
+end-of-sequence token), or a SavedModel written by
 `python -m keras_transformer.export` (or `train.py --export`). A GPT decodes
 with its KV cache (`--no-cache` re-runs the model over the window at every
 step, for comparison). Text longer than the model's context slides its
@@ -31,6 +33,11 @@ def load_run(run_dir):
 
     if not os.path.isdir(run_dir):
         raise UserInputError(f"--model {run_dir} is not a directory")
+    if is_hf_checkpoint(run_dir):
+        from keras_transformer.pretrained import from_pretrained
+
+        model = from_pretrained(run_dir)
+        return model, load_tokenizer(run_dir), model.config.max_len
     needed = ("model.keras", "tokenizer.json", "config.json")
     missing = [name for name in needed if not os.path.exists(os.path.join(run_dir, name))]
     if missing:
@@ -56,6 +63,15 @@ def load_run(run_dir):
         config = None
     model = load_model(os.path.join(run_dir, "model.keras"), config if arch == "gpt" else None)
     return model, tokenizer, context
+
+
+def is_hf_checkpoint(path):
+    """Whether `path` is a Hugging Face checkpoint folder (its config.json has a model_type)."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            return "model_type" in json.load(handle)
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def is_saved_model(path):
@@ -106,8 +122,8 @@ def build_parser():
         description="Generate text from a trained run directory or an exported SavedModel.",
     )
     parser.add_argument("--model", required=True, metavar="PATH",
-                        help="a run directory of train.py, or a SavedModel of "
-                        "python -m keras_transformer.export")
+                        help="a run directory of train.py, a Hugging Face checkpoint folder "
+                        "(gpt2, llama), or a SavedModel of python -m keras_transformer.export")
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")

@@ -323,7 +323,12 @@ def generate(
         raise UserInputError(f"temperature must be >= 0, got {temperature}")
     single = isinstance(prompt, str)
     prompts = [prompt] if single else list(prompt)
-    decoder = Decoder(model, context, use_cache=use_cache and supports_cache(model), slide=slide)
+    # This package's tokenizers keep id 0 for padding, never generated; a pretrained
+    # checkpoint's tokenizer (Hugging Face's) uses every id and ends text with its eos id.
+    pretrained = getattr(tokenizer, "kind", None) == "byte_level_bpe"
+    stop_id = tokenizer.eos_id if pretrained else None
+    decoder = Decoder(model, context, pad_id=None if pretrained else 0,
+                      use_cache=use_cache and supports_cache(model), slide=slide)
     new_ids = decoder(
         [tokenizer.encode(p) for p in prompts],
         max_new_tokens,
@@ -331,6 +336,9 @@ def generate(
         top_k=top_k,
         top_p=top_p,
         seed=seed,
+        stop_id=stop_id,
     )
+    new_ids = [ids[:-1] if len(ids) and stop_id is not None and ids[-1] == stop_id else ids
+               for ids in new_ids]
     texts = [p + tokenizer.decode(ids) for p, ids in zip(prompts, new_ids, strict=True)]
     return texts[0] if single else texts

@@ -7,6 +7,8 @@ training or tooling (`initializer_range`, `use_cache`, token ids, ...) are
 ignored.
 """
 
+import contextlib
+
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 
@@ -22,6 +24,20 @@ def _require(hf, model_type, field, allowed, why):
     if value not in allowed:
         _refuse(model_type, field, value, why)
     return value
+
+
+@contextlib.contextmanager
+def _fields_of(model_type):
+    """A missing or ill-typed field of a `model_type` config as one line."""
+    try:
+        yield
+    except KeyError as missing:
+        raise UserInputError(f"{model_type} config: the field {missing.args[0]!r} is "
+                             "missing") from None
+    except (TypeError, ValueError) as error:
+        if isinstance(error, UserInputError):
+            raise
+        raise UserInputError(f"{model_type} config: {error}") from None
 
 
 def config_from_hf(hf):
@@ -55,7 +71,7 @@ def _from_gpt2(hf):
     _require(hf, kind, "scale_attn_weights", [True], "attention is always scaled by 1/sqrt(d)")
     _require(hf, kind, "scale_attn_by_inverse_layer_idx", [False], "no per-layer scaling")
     _require(hf, kind, "add_cross_attention", [False], "a GPT has no cross-attention")
-    try:
+    with _fields_of(kind):
         d_model = int(hf["n_embd"])
         return TransformerConfig(
             vocab_size=int(hf["vocab_size"]),
@@ -73,10 +89,6 @@ def _from_gpt2(hf):
             layer_norm_epsilon=float(hf.get("layer_norm_epsilon", 1e-5)),
             norm="layer",
         )
-    except KeyError as missing:
-        raise UserInputError(f"gpt2 config: the field {missing.args[0]!r} is missing") from None
-    except (TypeError, ValueError) as error:
-        raise UserInputError(f"gpt2 config: {error}") from None
 
 
 def rope_theta(hf):
@@ -97,7 +109,7 @@ def _from_llama(hf):
     _require(hf, kind, "mlp_bias", [False], "the feed-forward projections have no biases")
     _require(hf, kind, "pretraining_tp", [1], "tensor-parallel slicing of the projections")
     _require(hf, kind, "attention_dropout", [0.0, 0], "dropout here also drops residual branches")
-    try:
+    with _fields_of(kind):
         d_model, num_heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
         head_dim = hf.get("head_dim") or d_model // num_heads
         if head_dim * num_heads != d_model:
@@ -123,10 +135,6 @@ def _from_llama(hf):
             layer_norm_epsilon=float(hf.get("rms_norm_eps", 1e-6)),
             norm="rms",
         )
-    except KeyError as missing:
-        raise UserInputError(f"llama config: the field {missing.args[0]!r} is missing") from None
-    except (TypeError, ValueError) as error:
-        raise UserInputError(f"llama config: {error}") from None
 
 
 def hf_model_type(config):
