@@ -3,6 +3,7 @@
 from keras_transformer.data.bpe import SentencePieceTokenizer
 from keras_transformer.data.cleaning import clean_text
 from keras_transformer.data.graph_tokenizers import graph_tokenizer
+from keras_transformer.data.hf_tokenizers import ByteLevelBPETokenizer
 from keras_transformer.data.pipelines import (
     lm_eval_dataset,
     lm_train_dataset,
@@ -15,6 +16,7 @@ from keras_transformer.data.tokenizers import CharTokenizer, load_tokenizer
 from keras_transformer.data.wikitext import load_wikitext2, split_articles
 
 __all__ = [
+    "ByteLevelBPETokenizer",
     "CharTokenizer",
     "SentencePieceTokenizer",
     "clean_text",

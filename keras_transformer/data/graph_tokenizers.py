@@ -1,11 +1,12 @@
 """Tokenizers as TensorFlow graph ops, for models exported without Python.
 
-`graph_tokenizer(tokenizer)` turns a Python tokenizer (`CharTokenizer`, or a
+`graph_tokenizer(tokenizer)` turns a Python tokenizer (`CharTokenizer`, a
 SentencePiece tokenizer with `kind == "bpe"` and its serialized model in
-`proto`) into a `tf.Module` whose `encode` and `decode` are TensorFlow ops
-giving the same ids and text as the Python `encode` and `decode`. A
-SavedModel that holds one needs only `tensorflow` (and `tensorflow_text`
-for SentencePiece) to turn strings into ids and back.
+`proto`, or a Hugging Face `ByteLevelBPETokenizer`) into a `tf.Module` whose
+`encode` and `decode` are TensorFlow ops giving the same ids and text as the
+Python `encode` and `decode`. A SavedModel that holds one needs only
+`tensorflow` (and `tensorflow_text` for SentencePiece) to
+turn strings into ids and back.
 
 - char: `tf.strings.unicode_split` into code points (Python's characters)
   and a `tf.lookup.StaticHashTable` from character to id. A character
@@ -15,6 +16,10 @@ for SentencePiece) to turn strings into ids and back.
 - bpe: `tensorflow_text.SentencepieceTokenizer` over the same model proto
   (no BOS/EOS added), which normalizes and byte-falls-back exactly as the
   `sentencepiece` library does.
+- byte_level_bpe: `hf_tokenizers.ByteLevelBPEGraphTokenizer`, the same
+  TensorFlow ops the Python tokenizer runs (keras-hub's `BytePairTokenizer`
+  with Hugging Face's pre-tokenization), its lookup tables and BPE cache
+  tracked by the module so that the SavedModel keeps them.
 """
 
 import numpy as np
@@ -92,10 +97,17 @@ class SentencePieceGraphTokenizer(tf.Module):
         return self.sentencepiece.detokenize(ids)
 
 
+# Byte-level BPE encodes any text: white-space runs, contractions, digits, scripts, emoji.
+BYTE_LEVEL_PROBE = "Hello, world! It's 2024:\n\n  tabs\t\tand   spaces \u00e9t\u00e9 \u65e5\u672c \U0001f642"
+
+
 def _probe_text(tokenizer):
     """A text every tokenizer of its kind can encode: its own vocabulary, decoded."""
     if tokenizer.kind == "char":
         return "".join(tokenizer.chars)
+    if tokenizer.kind == "byte_level_bpe":
+        first, last = tokenizer.ordinary_ids
+        return BYTE_LEVEL_PROBE + tokenizer.decode(np.arange(max(first, 256), min(last, 556) + 1))
     return tokenizer.decode(np.arange(4, min(tokenizer.vocab_size, 300), dtype=np.int32))
 
 
@@ -113,6 +125,10 @@ def graph_tokenizer(tokenizer, vocab_size=None):
         twin = CharGraphTokenizer(tokenizer, vocab_size)
     elif kind == "bpe":
         twin = SentencePieceGraphTokenizer(tokenizer)
+    elif kind == "byte_level_bpe":
+        from keras_transformer.data.hf_tokenizers import graph_module
+
+        twin = graph_module(tokenizer, vocab_size)
     else:
         raise UserInputError(f"cannot put a {kind!r} tokenizer into a TensorFlow graph")
     probe = _probe_text(tokenizer)

@@ -1,6 +1,7 @@
 """Tokenizers: text <-> integer ids, saved beside the model in a run directory.
 
-`CharTokenizer` lives here; the subword `SentencePieceTokenizer` in `bpe.py`.
+`CharTokenizer` lives here; the subword `SentencePieceTokenizer` in `bpe.py`,
+Hugging Face's byte-level BPE (`ByteLevelBPETokenizer`) in `hf_tokenizers.py`.
 """
 
 import json
@@ -104,19 +105,52 @@ class CharTokenizer:
 
 
 def load_tokenizer(path):
-    """Load the tokenizer stored at `path` (a `tokenizer.json`).
+    """Load the tokenizer stored at `path`: a `tokenizer.json`, or a Hugging Face folder.
 
-    Returns a `CharTokenizer` (`"kind": "char"`) or a `SentencePieceTokenizer`
+    Returns a `CharTokenizer` (`"kind": "char"`), a `SentencePieceTokenizer`
     (`"kind": "bpe"`, whose binary model is the file named by `"model"`,
-    beside `path`).
+    beside `path`), or a Hugging Face `ByteLevelBPETokenizer` when `path` is
+    a folder holding GPT-2's `vocab.json` + `merges.txt` or a byte-level BPE
+    `tokenizer.json` (the `tokenizers` format: no `"kind"`, a `"model"`
+    object), or is such a `tokenizer.json` itself; the special tokens come
+    from `tokenizer_config.json` / `special_tokens_map.json` beside it.
+
+    Raises:
+        UserInputError: a missing or corrupt file, or a tokenizer of a kind
+            this package cannot reproduce (one line naming the problem).
+
+    Example:
+
+    >>> load_tokenizer("runs/shakespeare/tokenizer.json").kind
+    'char'
+    >>> load_tokenizer("checkpoints/gpt2").eos_token
+    '<|endoftext|>'
     """
+    from keras_transformer.data import hf_tokenizers
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        inner = os.path.join(path, hf_tokenizers.TOKENIZER_FILE)
+        if os.path.isfile(inner):
+            return load_tokenizer(inner)
+        return hf_tokenizers.ByteLevelBPETokenizer.from_directory(path)
     if not os.path.exists(path):
         raise UserInputError(f"tokenizer file not found: {path}")
     try:
         with open(path, encoding="utf-8") as handle:
             spec = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise UserInputError(
+            f"not a keras_transformer tokenizer file: {path} "
+            f"(invalid JSON: {error.msg}, line {error.lineno})"
+        ) from None
+    except (OSError, ValueError):
+        raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
+    if hf_tokenizers.is_hf_tokenizer_json(spec):
+        return hf_tokenizers.ByteLevelBPETokenizer.from_file(path)
+    try:
         kind = spec["kind"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
     if kind == "char":
         return CharTokenizer(spec["chars"], spec.get("specials", ()))
