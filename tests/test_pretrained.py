@@ -287,3 +287,81 @@ def test_inspect_shows_a_checkpoints_config(checkpoints, tmp_path, cli):
     assert rows["position"] == "rope (base 5000)"
     assert rows["d_ff"] == "66 (SwiGLU hidden width 44)"
     assert rows["parameters"] == f"{sum(p.numel() for p in reference.parameters()):,}"
+
+
+# --- a checkpoint with its tokenizer: generate, export ---------------------------------
+
+FRESH_TENSORFLOW = """
+import sys
+import tensorflow as tf
+
+loaded = tf.saved_model.load(sys.argv[1])
+text = loaded.signatures["generate"](
+    prompt=tf.constant([sys.argv[2]]), max_new_tokens=tf.constant(12), temperature=tf.constant(0.0),
+    top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(0))["text"]
+assert "keras_transformer" not in sys.modules and "keras_hub" not in sys.modules
+sys.stdout.write(text.numpy()[0].decode("utf-8"))
+"""
+
+
+@pytest.fixture(scope="module")
+def gpt2_with_tokenizer(tmp_path_factory):
+    """A GPT-2 checkpoint folder with its own vocab.json + merges.txt (`<|endoftext|>` last)."""
+    from test_hf_tokenizers import _gpt2_folder, _training_lines
+
+    folder = tmp_path_factory.mktemp("gpt2_tokenizer")
+    _gpt2_folder(str(folder), _training_lines())
+    vocab = json.loads(_read(folder / "vocab.json"))
+    end = vocab["<|endoftext|>"]
+    model = _perturbed(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=4,
+        bos_token_id=end, eos_token_id=end)), seed=7)
+    model.save_pretrained(folder)
+    return folder, model, vocab
+
+
+def test_a_checkpoint_folder_generates_exports_and_stops_at_its_end_token(
+        gpt2_with_tokenizer, tmp_path, cli):
+    folder, reference, vocab = gpt2_with_tokenizer
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    prompt = "ROMEO:\nWhat"
+    prompt_ids = hf_tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        greedy = reference.generate(prompt_ids, max_new_tokens=12, do_sample=False,
+                                    eos_token_id=None, pad_token_id=0)[0, prompt_ids.shape[1]:]
+    args = ["-m", "keras_transformer.generate", "--prompt", prompt, "--max-new-tokens", "12",
+            "--temperature", "0"]
+    result = cli([*args, "--model", str(folder)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == prompt + hf_tokenizer.decode(greedy) + "\n"
+
+    # The same checkpoint whose end-of-sequence token is the 5th greedy token: text ends there.
+    stop = int(greedy[4])
+    stopped = tmp_path / "stopped"
+    _copy(str(folder), str(stopped))
+    token = next(text for text, i in vocab.items() if i == stop)
+    config = json.loads(_read(stopped / "tokenizer_config.json"))
+    _write(stopped / "tokenizer_config.json", json.dumps({**config, "eos_token": token}))
+    first = next(i for i, t in enumerate(greedy.tolist()) if t == stop)
+    expected = prompt + hf_tokenizer.decode(greedy[:first])
+    result = cli([*args, "--model", str(stopped)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == expected + "\n"
+
+    # Exported, in a process that imports only TensorFlow: the same text.
+    exported = cli(["-m", "keras_transformer.export", str(stopped), str(tmp_path / "saved")],
+                   cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    fresh = cli(["-c", FRESH_TENSORFLOW, str(tmp_path / "saved"), prompt], cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert fresh.stdout == expected
+
+
+def test_a_bad_checkpoint_folder_is_one_line_for_generate(checkpoints, tmp_path, cli):
+    folder = _copy(checkpoints["llama_gqa_theta"][0], str(tmp_path / "bad"))
+    _edit_config(folder, rope_parameters={"rope_type": "yarn", "rope_theta": 5e5})
+    result = cli(["-m", "keras_transformer.generate", "--model", folder, "--prompt", "A"],
+                 cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("generate: error: ") and "rope_type='yarn'" in last

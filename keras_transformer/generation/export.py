@@ -95,9 +95,14 @@ class GeneratorModule(tf.Module):
         self.context = min(int(context or context_length(model)), context_length(model))
         self.model_variables = list(model.variables)
         self.tokenizer = graph_tokenizer(tokenizer, vocab_size)
+        # A pretrained checkpoint's tokenizer uses every id (no padding id to ban) and ends
+        # text at its eos id, as `keras_transformer.generate` does.
+        pretrained = getattr(tokenizer, "kind", None) == "byte_level_bpe"
+        self.stop_id = tokenizer.eos_id if pretrained else None
         # A plain object (not tracked): the variables above are all that is saved of the model.
         self._decoder = Decoder(
-            model, self.context, jit_compile=jit_compile, use_cache=True, slide=True
+            model, self.context, pad_id=None if pretrained else 0, jit_compile=jit_compile,
+            use_cache=True, slide=True,
         )
 
     def _check_settings(self, max_new_tokens, temperature, top_k, top_p):
@@ -144,6 +149,10 @@ class GeneratorModule(tf.Module):
         new_ids = tf.cond(
             max_new_tokens > 0, decode, lambda: tf.zeros([tf.size(prompt), 0], tf.int32)
         )
+        if self.stop_id is not None:  # each row ends before its first eos id
+            before_stop = tf.cumsum(tf.cast(new_ids == self.stop_id, tf.int32), axis=1) == 0
+            new_ids = tf.RaggedTensor.from_tensor(
+                new_ids, lengths=tf.reduce_sum(tf.cast(before_stop, tf.int32), axis=1))
         return {"text": tf.strings.join([prompt, self.tokenizer.decode(new_ids)])}
 
     @tf.function(input_signature=LOGITS_SIGNATURE, autograph=False)
