@@ -8,6 +8,7 @@ tensor is checked (present, expected, of the right shape) before any weight
 is assigned, so a bad checkpoint is one line and never a half-loaded model.
 """
 
+import contextlib
 import json
 import os
 
@@ -68,20 +69,44 @@ def weight_files(path):
     raise UserInputError(f"{path} has no {SINGLE_FILE} or {INDEX_FILE}")
 
 
-def read_tensors(path):
-    """Every tensor of a checkpoint folder, by name, as numpy arrays in their own dtypes."""
-    from safetensors import safe_open
+class CheckpointTensors:
+    """The tensors of a checkpoint folder's safetensors files, read one at a time.
 
-    tensors = {}
-    for file in weight_files(path):
+    Opening reads only the files' headers (names, shapes, dtypes); `get(name)`
+    reads one tensor, so loading holds at most one tensor beside the model.
+    A damaged file is a one-line `UserInputError`.
+    """
+
+    def __init__(self, path):
+        self.files, self.shapes = {}, {}
+        for file in weight_files(path):
+            with self._open(file) as handle:
+                for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                    self.files[name] = file
+                    self.shapes[name] = tuple(handle.get_slice(name).get_shape())
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _open(file):
+        from safetensors import safe_open
+
         try:
             with safe_open(file, framework="np") as handle:
-                for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
-                    tensors[name] = handle.get_tensor(name)
+                yield handle
         except Exception as error:  # a truncated or foreign file: safetensors' own errors
             first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise UserInputError(f"could not read {file} ({first})") from None
-    return tensors
+
+    def __contains__(self, name):
+        return name in self.shapes
+
+    def __iter__(self):
+        return iter(self.shapes)
+
+    def get(self, name):
+        """The tensor `name` as a numpy array in its own dtype (bfloat16 via `ml_dtypes`)."""
+        with self._open(self.files[name]) as handle:
+            return handle.get_tensor(name)
 
 
 def _hf_shape(variables, in_dims):
@@ -94,37 +119,46 @@ def _hf_shape(variables, in_dims):
     return (rows, sum(int(np.prod(shape)) // rows for shape in shapes))
 
 
-def _place(tensors, layout, source):
-    """`[(variable, value)]` for every variable of `layout`; every check before any assignment."""
+def _plan(tensors, layout, source, skip=()):
+    """`[(key, variables, transposed, in_dims)]`: every tensor of `layout` found in the
+    checkpoint with its shape checked, and no tensor left over (but `skip`), before any
+    weight is read or assigned."""
     # The body's tensors are named with the prefix of the file ("transformer.h.0..." or
     # "h.0..."); the output head never has one.
     body = next((prefix for prefix in PREFIXES[1:] if any(key.startswith(prefix)
                                                           for key in tensors)), "")
-    placed, used = [], set()
+    plan, used = [], set(skip)
     for name, variables, transposed, in_dims in layout:
         key = name if name == "lm_head.weight" else body + name
         if key not in tensors:
             raise UserInputError(f"{source}: the tensor {key!r} is missing")
         used.add(key)
-        tensor = tensors[key]
         expected = _hf_shape(variables, in_dims)
-        shape = tensor.shape[::-1] if transposed else tensor.shape
-        if tuple(shape) != expected:
+        shape = tensors.shapes[key]
+        if (shape[::-1] if transposed else shape) != expected:
             wanted = expected[::-1] if transposed else expected
             raise UserInputError(
-                f"{source}: the tensor {key!r} has shape {list(tensor.shape)}, this model's "
+                f"{source}: the tensor {key!r} has shape {list(shape)}, this model's "
                 f"config needs {list(wanted)}"
             )
-        value = tensor.T if transposed else tensor
-        rows = value.shape[0] if in_dims else 1
-        splits = np.cumsum([int(np.prod(v.shape)) // rows for v in variables])
-        for variable, part in zip(variables, np.split(value, splits[:-1], axis=-1), strict=True):
-            placed.append((variable, part.reshape(variable.shape)))
+        plan.append((key, variables, transposed, in_dims))
     unexpected = sorted(key for key in tensors if key not in used and not key.endswith(BUFFERS))
     if unexpected:
         raise UserInputError(f"{source}: unexpected tensor {unexpected[0]!r} "
                              f"({len(unexpected)} in all) that this model has no place for")
-    return placed
+    return plan
+
+
+def _assign(tensors, plan):
+    """Read each planned tensor and assign its parts to its variables, one tensor at a time."""
+    for key, variables, transposed, in_dims in plan:
+        value = tensors.get(key)
+        value = value.T if transposed else value
+        rows = value.shape[0] if in_dims else 1
+        splits = np.cumsum([int(np.prod(v.shape)) // rows for v in variables])
+        for variable, part in zip(variables, np.split(value, splits[:-1], axis=-1), strict=True):
+            variable.assign(part.reshape(variable.shape).astype(_numpy_dtype(variable.dtype),
+                                                                copy=False))
 
 
 def from_pretrained(path, dtype=None):
@@ -153,19 +187,19 @@ def from_pretrained(path, dtype=None):
     """
     hf = read_hf_config(path)
     config = TransformerConfig.from_hf(hf)
-    tensors = read_tensors(path)
-    head = tensors.get("lm_head.weight")
-    if config.tie_embeddings and head is not None:  # some tied checkpoints store the head too
-        embedding = tensors.get("model.embed_tokens.weight", tensors.get(
-            "transformer.wte.weight", tensors.get("wte.weight", tensors.get("embed_tokens.weight"))))
-        if embedding is None or not np.array_equal(head, embedding):
+    tensors = CheckpointTensors(path)
+    skip = ()
+    if config.tie_embeddings and "lm_head.weight" in tensors:  # some tied files store it too
+        embedding = next((name for name in ("model.embed_tokens.weight", "embed_tokens.weight",
+                                            "transformer.wte.weight", "wte.weight")
+                          if name in tensors), None)
+        if embedding is None or not np.array_equal(tensors.get("lm_head.weight"),
+                                                   tensors.get(embedding)):
             raise UserInputError(f"{path}: lm_head.weight differs from the token embedding, "
                                  "but config.json says tie_word_embeddings")
-        del tensors["lm_head.weight"]
+        skip = ("lm_head.weight",)
     model = GPT(config, name=os.path.basename(os.path.normpath(path)) or "gpt", dtype=dtype)
-    placed = _place(tensors, model.checkpoint_weights(hf["model_type"]), path)
-    for variable, value in placed:
-        variable.assign(value.astype(_numpy_dtype(variable.dtype)))
+    _assign(tensors, _plan(tensors, model.checkpoint_weights(hf["model_type"]), path, skip))
     return model
 
 
