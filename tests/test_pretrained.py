@@ -365,3 +365,37 @@ def test_a_bad_checkpoint_folder_is_one_line_for_generate(checkpoints, tmp_path,
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("generate: error: ") and "rope_type='yarn'" in last
+
+
+def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, cli):
+    from conftest import make_text
+
+    folder, reference, _ = gpt2_with_tokenizer
+    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
+    flags = ["--data", "play.txt", "--epochs", "3", "--steps-per-epoch", "6", "--batch-size", "8",
+             "--seq-len", "32", "--learning-rate", "3e-3", "--warmup-steps", "2",
+             "--sample-tokens", "8", "--no-jit", "--verbose", "0"]
+    result = cli(["train.py", "--arch", "gpt", "--init-from", str(folder), "--out", "run",
+                  *flags], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tokenizer"] == "byte_level_bpe"
+    assert metrics["params"] == sum(p.numel() for p in reference.parameters())
+    losses = [float(line.split(",")[1]) for line in
+              (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
+    assert header[1] == "loss" and len(losses) == 3 and losses[-1] < losses[0] - 0.1, losses
+    # The run directory generates with the checkpoint's tokenizer.
+    generated = cli(["-m", "keras_transformer.generate", "--model", "run", "--prompt", "ROMEO:",
+                     "--max-new-tokens", "5", "--temperature", "0"], cwd=tmp_path)
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    assert generated.stdout.startswith("ROMEO:")
+    # The checkpoint sets the architecture and the tokenizer: their flags are one line.
+    for extra, named in ((["--d-model", "64"], "--d-model"), (["--tokenizer", "bpe"], "--tokenizer"),
+                         (["--preset", "gpt2-small"], "--preset")):
+        refused = cli(["train.py", "--arch", "gpt", "--init-from", str(folder), "--out", "bad",
+                       *flags, *extra], cwd=tmp_path)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.startswith("train.py: error: ") and named in last and "--init-from" in last
+        assert not (tmp_path / "bad").exists()

@@ -20,6 +20,7 @@ from keras_transformer.training import (
     ARCH_DEFAULTS,
     BertSettings,
     CharRNNSettings,
+    GPTSettings,
     LMSettings,
     Seq2SeqSettings,
     TrainSettings,
@@ -36,6 +37,8 @@ OLD_DEFAULTS = dict(
     task="dates", pairs=None, train_examples=32_000, eval_examples=1000, beam_width=4,
     val_batches=20,
 )
+# Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning).
+NEW_DEFAULTS = dict(init_from=None)
 # The old ARCH_DEFAULTS (the preset, then what each arch changed), and BPE_DEFAULTS.
 OLD_ARCH_DEFAULTS = {
     "gpt": ("gpt-mini", {}),
@@ -48,7 +51,7 @@ OLD_ARCH_DEFAULTS = {
 OLD_BPE_DEFAULTS = {"gpt": {"epochs": 16}, "charrnn": {"epochs": 16}}
 # Each arch's own options: what it reads of the old flat fields.
 OWN_FIELDS = {
-    "gpt": ("prompt", "sample_tokens", "sample_temperature"),
+    "gpt": ("prompt", "sample_tokens", "sample_temperature", "init_from"),
     "charrnn": ("prompt", "sample_tokens", "sample_temperature", "rnn_units", "rnn_layers"),
     "bert": ("val_batches",),
     "seq2seq": ("task", "pairs", "train_examples", "eval_examples", "beam_width"),
@@ -71,10 +74,10 @@ def test_the_shared_settings_hold_no_arch_own_field():
     own = {name for names in OWN_FIELDS.values() for name in names}
     assert len(shared) == 26 and "job" in shared and not shared & own
     # Together they are exactly the 36 old fields (arch and model included), plus `job`.
-    assert shared | own == {"arch", "model", "job", *OLD_DEFAULTS}
+    assert shared | own == {"arch", "model", "job", *OLD_DEFAULTS, *NEW_DEFAULTS}
     for arch, cls in JOB_SETTINGS.items():
         assert tuple(f.name for f in dataclasses.fields(cls)) == OWN_FIELDS[arch], arch
-    classes = {"gpt": LMSettings, "charrnn": CharRNNSettings, "bert": BertSettings,
+    classes = {"gpt": GPTSettings, "charrnn": CharRNNSettings, "bert": BertSettings,
                "seq2seq": Seq2SeqSettings}
     assert all(JOB_SETTINGS[arch] is cls for arch, cls in classes.items())
     assert set(JOB_SETTINGS) == set(classes)
@@ -87,7 +90,7 @@ def test_the_shared_settings_hold_no_arch_own_field():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_for_arch_defaults_equal_the_old_ones(arch, tokenizer):
     preset, changes = OLD_ARCH_DEFAULTS[arch]
-    expected = dict(OLD_DEFAULTS, **changes, tokenizer=tokenizer)
+    expected = dict(OLD_DEFAULTS, **NEW_DEFAULTS, **changes, tokenizer=tokenizer)
     if tokenizer == "bpe":
         expected.update(OLD_BPE_DEFAULTS.get(arch, {}))
     settings = TrainSettings.for_arch(arch, tokenizer=tokenizer)
@@ -106,8 +109,8 @@ def test_for_arch_defaults_equal_the_old_ones(arch, tokenizer):
 def test_plain_constructor_defaults_and_default_tables():
     gpt = _flat(TrainSettings())
     assert gpt.pop("arch") == "gpt" and gpt.pop("model") == TransformerConfig()
-    assert gpt == {name: OLD_DEFAULTS[name] for name in gpt}
-    assert TrainSettings().job == LMSettings()
+    assert gpt == {name: {**OLD_DEFAULTS, **NEW_DEFAULTS}[name] for name in gpt}
+    assert TrainSettings().job == GPTSettings()
     for arch in ARCHS:
         assert TrainSettings(arch=arch).job == JOB_SETTINGS[arch]()
     assert {arch: ARCH_DEFAULTS[arch]["preset"] for arch in ARCHS} == {
@@ -128,7 +131,7 @@ def test_the_notebooks_for_arch_calls(fast, tmp_path):
     )
     assert (gpt.epochs, gpt.batch_size, gpt.jit, gpt.verbose) == (
         (1, 16, False, 2) if fast else (3, 64, True, 2))
-    assert gpt.job == LMSettings(sample_tokens=20 if fast else 200)
+    assert gpt.job == GPTSettings(sample_tokens=20 if fast else 200)
     # notebooks/04_bert_and_seq2seq.ipynb: trained(arch, **settings)
     for arch, own in [("bert", dict(val_batches=2) if fast else {}),
                       ("seq2seq", dict(train_examples=640, eval_examples=20, beam_width=2)
@@ -152,8 +155,8 @@ def test_overrides_go_to_the_shared_or_the_arch_own_settings():
     # A whole job object is accepted too; flat fields then change it.
     bert = TrainSettings.for_arch("bert", job=BertSettings(val_batches=3))
     assert bert.job == BertSettings(val_batches=3)
-    lm = TrainSettings.for_arch("gpt", job=LMSettings(prompt="A"), sample_tokens=7)
-    assert lm.job == LMSettings(prompt="A", sample_tokens=7)
+    lm = TrainSettings.for_arch("gpt", job=GPTSettings(prompt="A"), sample_tokens=7)
+    assert lm.job == GPTSettings(prompt="A", sample_tokens=7)
     # A model override still replaces the preset, and an explicit epochs beats BPE_DEFAULTS.
     config = TransformerConfig.preset("gpt-mini", num_layers=1)
     assert TrainSettings.for_arch("gpt", model=config).model is config
@@ -198,8 +201,9 @@ def test_unknown_names_are_refused_in_one_line():
 @pytest.mark.parametrize(
     "job, message",
     [
-        (LMSettings(sample_tokens=-1), "sample_tokens must be >= 0, got -1"),
-        (LMSettings(prompt=""), "--prompt is empty; sample.txt needs at least one character"),
+        (GPTSettings(sample_tokens=-1), "sample_tokens must be >= 0, got -1"),
+        (GPTSettings(prompt=""), "--prompt is empty; sample.txt needs at least one character"),
+        (GPTSettings(init_from="no/such/dir"), "--init-from no/such/dir is not a directory"),
         (CharRNNSettings(rnn_units=0), "rnn_units must be a positive integer, got 0"),
         (CharRNNSettings(rnn_layers=1.5), "rnn_layers must be a positive integer, got 1.5"),
         (CharRNNSettings(sample_tokens=-2), "sample_tokens must be >= 0, got -2"),
@@ -302,8 +306,10 @@ JOB_FLAGS = {
     "rnn_layers": ["--rnn-layers", "2"], "val_batches": ["--val-batches", "2"],
     "task": ["--task", "span-corruption"], "pairs": ["--pairs", "p.tsv"],
     "train_examples": ["--train-examples", "10"], "eval_examples": ["--eval-examples", "3"],
-    "beam_width": ["--beam-width", "2"],
+    "beam_width": ["--beam-width", "2"], "init_from": ["--init-from", "checkpoint"],
 }
+# Read from a real checkpoint folder when given (tests/test_pretrained.py covers it).
+NEEDS_A_CHECKPOINT = {"init_from"}
 
 
 def _settings(argv):
@@ -320,6 +326,8 @@ def test_train_py_defaults_are_the_settings_defaults():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_train_py_takes_the_arch_own_flags_into_its_job(arch):
     for name in OWN_FIELDS[arch]:
+        if name in NEEDS_A_CHECKPOINT:
+            continue
         flags = JOB_FLAGS[name] + (["--task", "pairs"] if name == "pairs" else [])
         job = _settings(["--arch", arch, *flags]).job
         parsed = type(getattr(JOB_SETTINGS[arch](), name) or "")(JOB_FLAGS[name][1])

@@ -10,6 +10,7 @@
     python train.py --arch gpt --tokenizer bpe --vocab-size 4096
     python train.py --arch gpt --tokenizer bpe --dataset wikitext2 --data DIR
     python train.py --arch gpt --export             # and a SavedModel in RUN_DIR/saved_model
+    python train.py --arch gpt --init-from HF_DIR --data FILE   # fine-tune a GPT-2 / Llama checkpoint
 """
 
 import argparse
@@ -116,6 +117,9 @@ def build_parser():
                         help=f"charrnn only: LSTM width (default {rnn.rnn_units})")
     parser.add_argument("--rnn-layers", type=int, default=None, metavar="N",
                         help=f"charrnn only: LSTM layers (default {rnn.rnn_layers})")
+    parser.add_argument("--init-from", default=None, metavar="HF_DIR",
+                        help="gpt only: fine-tune a Hugging Face GPT-2 or Llama checkpoint folder "
+                        "(model, config and tokenizer from there; the model flags do not apply)")
     parser.add_argument("--prompt", default=None,
                         help=f"gpt and charrnn only: prompt of sample.txt (default {lm.prompt})")
     parser.add_argument("--sample-tokens", type=int, default=None, metavar="N",
@@ -230,7 +234,20 @@ def settings_from_args(args):
     if vocab_size is not None and args.tokenizer == "char":
         print("note: --vocab-size is ignored with --tokenizer char (the vocabulary is the "
               "text's characters)")
-    config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"], **overrides)
+    if args.init_from is not None and args.arch == "gpt":
+        from keras_transformer.errors import UserInputError
+        from keras_transformer.pretrained import read_hf_config
+
+        given = [_flag(name, value) for name, value in overrides.items()]
+        given += ["--preset"] if args.preset else []
+        if given:
+            verb = "does" if len(given) == 1 else "do"
+            raise UserInputError(f"{', '.join(given)} {verb} not apply with --init-from (the "
+                                 "checkpoint's config.json sets the architecture)")
+        config = TransformerConfig.from_hf(read_hf_config(args.init_from))
+    else:
+        config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"],
+                                          **overrides)
     values = dict(
         model=config,
         clipnorm=args.clipnorm,

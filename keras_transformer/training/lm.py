@@ -8,15 +8,18 @@ and per word, so BPE and character models compare.
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 
 import keras
 
-from keras_transformer.data import lm_eval_dataset, lm_train_dataset, steps_per_pass
+from keras_transformer.config import TransformerConfig
+from keras_transformer.data import lm_eval_dataset, lm_train_dataset, load_tokenizer, steps_per_pass
 from keras_transformer.data.pipelines import num_windows, sampled_ids
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
 from keras_transformer.models import build_charrnn, build_gpt
+from keras_transformer.pretrained import from_pretrained, read_hf_config
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job, check_positive_ints
 from keras_transformer.training.reports import bits_per_token
@@ -24,7 +27,7 @@ from keras_transformer.training.reports import bits_per_token
 
 @dataclass
 class LMSettings:
-    """The GPT's own settings (`arch="gpt"`): what `sample.txt` holds.
+    """What a language model's `sample.txt` holds (the settings gpt and charrnn share).
 
     Args:
         prompt: the text `sample.txt` continues; at least one character, and
@@ -61,6 +64,27 @@ class CharRNNSettings(LMSettings):
     def check(self):
         """Raise `UserInputError` for values that cannot work."""
         check_positive_ints(self, "rnn_units", "rnn_layers")
+        super().check()
+
+
+@dataclass
+class GPTSettings(LMSettings):
+    """The GPT's own settings (`arch="gpt"`): the sample's, and where the weights start.
+
+    Args:
+        prompt, sample_tokens, sample_temperature: as in `LMSettings`.
+        init_from: fine-tune a Hugging Face GPT-2 or Llama checkpoint folder
+            (`keras_transformer.from_pretrained`): the model, its config and
+            its tokenizer come from there, the rest of the run from the
+            settings (`None`: train from scratch).
+    """
+
+    init_from: str | None = None
+
+    def check(self):
+        """Raise `UserInputError` for values that cannot work."""
+        if self.init_from is not None and not os.path.isdir(self.init_from):
+            raise UserInputError(f"--init-from {self.init_from} is not a directory")
         super().check()
 
 
@@ -102,20 +126,42 @@ def lm_metrics(val_loss, num_tokens, text):
     }
 
 
+def checkpoint_tokenizer(settings):
+    """The tokenizer of `settings.job.init_from`, whose config becomes `settings.model`."""
+    folder = settings.job.init_from
+    if settings.tokenizer != "char" or settings.vocab_size is not None:
+        raise UserInputError("--tokenizer and --vocab-size do not apply with --init-from (the "
+                             "checkpoint's own tokenizer is used)")
+    config = TransformerConfig.from_hf(read_hf_config(folder))
+    tokenizer = load_tokenizer(folder)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise UserInputError(f"{folder}: the tokenizer has {tokenizer.vocab_size} ids, the model "
+                             f"only {config.vocab_size}")
+    if settings.seq_len > config.max_len:
+        raise UserInputError(f"--seq-len {settings.seq_len} is above the checkpoint's context "
+                             f"of {config.max_len}")
+    settings.model = config
+    return tokenizer
+
+
 def lm_job(settings):
     """A `Job` training `build_gpt` or `build_charrnn` on a text.
 
     `settings.job` is the `LMSettings` (gpt) or `CharRNNSettings` (charrnn).
     """
     corpus = load_corpus(settings)
-    tokenizer = make_tokenizer(settings, corpus)
+    init_from = getattr(settings.job, "init_from", None)
+    if init_from is not None:
+        tokenizer = checkpoint_tokenizer(settings)
+    else:
+        tokenizer = make_tokenizer(settings, corpus)
+        # The tokenizer defines the vocabulary: the embedding gets one row per id.
+        settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
     context = settings.model.max_len if settings.arch == "gpt" else settings.seq_len
     # Fail now, not after training, on a prompt sample.txt could not use
     # (`LMSettings.check` refused an empty one).
     if len(tokenizer.encode(settings.job.prompt)) > context:
         raise UserInputError(f"--prompt is longer than the model's context of {context} tokens")
-    # The tokenizer defines the vocabulary: the embedding gets one row per id.
-    settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
     train_ids = tokenizer.encode(corpus.train_text)
     val_ids = tokenizer.encode(corpus.val_text)
     passes = steps_per_pass(len(train_ids), settings.seq_len, settings.global_batch_size)
@@ -130,6 +176,8 @@ def lm_job(settings):
     val_tokens, val_text = evaluated_text(tokenizer, val_ids, settings.seq_len)
 
     def build_model():
+        if init_from is not None:
+            return from_pretrained(init_from)
         if settings.arch == "gpt":
             return build_gpt(settings.model)
         return build_charrnn(

@@ -44,7 +44,7 @@ from keras_transformer.training.distribute import (
     precision_policy,
 )
 from keras_transformer.training.job import check_positive_ints
-from keras_transformer.training.lm import CharRNNSettings, LMSettings
+from keras_transformer.training.lm import CharRNNSettings, GPTSettings
 from keras_transformer.training.reports import plot_history, read_history, write_json_atomic
 from keras_transformer.training.schedules import make_optimizer
 from keras_transformer.training.seq2seq import Seq2SeqSettings
@@ -82,7 +82,7 @@ BPE_DEFAULTS = {
 # The settings class of each arch's own options, beside its job (`lm.py`,
 # `bert.py`, `seq2seq.py`); `TrainSettings.job` holds one.
 JOB_SETTINGS = {
-    "gpt": LMSettings,
+    "gpt": GPTSettings,
     "charrnn": CharRNNSettings,
     "bert": BertSettings,
     "seq2seq": Seq2SeqSettings,
@@ -133,8 +133,9 @@ class TrainSettings:
             strategy (the global batch is `batch_size * replicas`).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
             per epoch).
-        job: the arch's own settings, a `JOB_SETTINGS[arch]`: `LMSettings`
-            (`gpt`: the prompt and length of `sample.txt`), `CharRNNSettings`
+        job: the arch's own settings, a `JOB_SETTINGS[arch]`: `GPTSettings`
+            (`gpt`: the prompt and length of `sample.txt`, and `init_from`, a
+            checkpoint to fine-tune), `CharRNNSettings`
             (`charrnn`: those and the LSTM's size), `BertSettings` (`bert`:
             validation batches) or `Seq2SeqSettings` (`seq2seq`: the task and
             its pairs, beam width). `None`: the arch's defaults.
@@ -165,7 +166,7 @@ class TrainSettings:
     cpu_devices: int | None = None
     replicas: int = 1
     verbose: int | str = 1
-    job: LMSettings | BertSettings | Seq2SeqSettings | None = None
+    job: GPTSettings | CharRNNSettings | BertSettings | Seq2SeqSettings | None = None
 
     def __post_init__(self):
         if self.job is None and self.arch in JOB_SETTINGS:
