@@ -10,6 +10,7 @@ that the README's own export command writes before any command reads it).
 import os
 import re
 import shlex
+import shutil
 
 import pytest
 from conftest import REPO, TINY_TRAIN_FLAGS, make_text, run_cli
@@ -67,8 +68,25 @@ def printed_comments(snippet):
 
 COMMANDS = readme_commands()
 SNIPPETS = readme_checkpoint_snippets()
-# Checkpoint folders the README's snippets write (in the test's directory, as printed).
-CHECKPOINT_PATHS = {"checkpoints/tiny-llama"}
+# Paths of the checkpoint commands, used as printed in the test's directory: the folder the
+# README's snippet writes, its export and its fine-tuning run (`python train.py --init-from`).
+CHECKPOINT_PATHS = {"checkpoints/tiny-llama", "exports/tiny-llama", "runs/tiny-llama-shakespeare"}
+SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
+
+
+def readme_checkpoint_train_commands(path=README):
+    """`python train.py ... --init-from checkpoints/...` lines of the README's bash blocks."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    commands = []
+    for block in re.findall(r"^```bash[ \t]*\n(.*?)^```", text, flags=re.S | re.M):
+        for line in re.sub(r"\\\n", " ", block).splitlines():
+            if line.startswith("python train.py") and "--init-from checkpoints/" in line:
+                commands.append((line, shlex.split(line, comments=True)))
+    return commands
+
+
+CHECKPOINT_TRAIN_COMMANDS = readme_checkpoint_train_commands()
 # The export commands write exports/gpt; they run first (in a fixture), the rest in README order.
 EXPORTS = [c for c in COMMANDS if module_of(c[1]) == "export"]
 OTHERS = [c for c in COMMANDS if module_of(c[1]) != "export"]
@@ -78,8 +96,9 @@ def test_the_readme_commands_are_collected():
     modules = [module_of(argv) for _, argv in COMMANDS]
     assert len(COMMANDS) >= 9, COMMANDS
     assert modules.count("generate") >= 5 and modules.count("inspect") >= 3, modules
-    assert modules.count("export") == 1, modules
+    assert modules.count("export") == 2, modules
     assert len(SNIPPETS) == 2 and printed_comments(SNIPPETS[1]), SNIPPETS
+    assert len(CHECKPOINT_TRAIN_COMMANDS) == 1, CHECKPOINT_TRAIN_COMMANDS
     for printed, argv in COMMANDS:
         assert argv[:2] == ["python", "-m"] and "#" not in " ".join(argv), printed
         # Placeholders like "[--seed 1]" are not runnable as printed.
@@ -97,11 +116,18 @@ def readme_dirs(tmp_path_factory):
     result = run_cli(["train.py", "--arch", "gpt", "--data", "play.txt", "--out", "run",
                       *TINY_TRAIN_FLAGS], cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
-    # The README's checkpoint snippets, as printed: one makes checkpoints/tiny-llama offline.
+    # The README's checkpoint snippets, as printed: one makes checkpoints/tiny-llama offline
+    # (its tokenizer trains on Tiny Shakespeare, from the Keras cache run_cli points to).
+    if os.path.exists(SHAKESPEARE):
+        os.makedirs(root / "keras_home" / "datasets")
+        shutil.copy(SHAKESPEARE, root / "keras_home" / "datasets" / "tinyshakespeare.txt")
     for snippet in SNIPPETS:
         made = run_cli(["-c", snippet], cwd=root, env={"HF_HUB_OFFLINE": "1"})
         assert made.returncode == 0, f"README snippet failed:\n{snippet}\n{made.stderr[-3000:]}"
         assert made.stdout.splitlines() == printed_comments(snippet), (snippet, made.stdout)
+    for printed, argv in CHECKPOINT_TRAIN_COMMANDS:  # the fine-tuning run, as printed
+        trained = run_cli(argv[1:], cwd=root)
+        assert trained.returncode == 0, f"README command failed:\n{printed}\n{trained.stderr[-3000:]}"
     run_dir, export_dir = str(root / "run"), str(root / "exports" / "gpt")
     os.makedirs(os.path.dirname(export_dir))
     exports = [_run(command, root, run_dir, export_dir) for command in EXPORTS]
@@ -124,9 +150,10 @@ def _assert_ok(printed, args, result):
 @pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(EXPORTS)), ids=[shlex.join(c[1][2:]) for c in EXPORTS])
 def test_readme_export_command_runs(readme_dirs, index):
-    _, _, export_dir, exports = readme_dirs
+    root, _, export_dir, exports = readme_dirs
     _assert_ok(*exports[index])
-    assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
+    out = exports[index][1][-1]  # the command's OUT_DIR (the test's export_dir for exports/gpt)
+    assert os.path.isfile(os.path.join(root, out, "saved_model.pb"))
 
 
 @pytest.mark.slow
