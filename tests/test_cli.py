@@ -55,7 +55,8 @@ def test_train_writes_every_output_file(trained_run):
     # config.json: the shared settings and the model at the top, the arch's own under "job".
     settings = json.loads((run / "config.json").read_text())["settings"]
     assert settings["arch"] == "gpt" and settings["model"]["num_layers"] == 1
-    assert settings["job"] == {"prompt": "ROMEO:", "sample_tokens": 30, "sample_temperature": 0.7}
+    assert settings["job"] == {"prompt": "ROMEO:", "sample_tokens": 30, "sample_temperature": 0.7,
+                               "init_from": None}
     assert not {"sample_tokens", "beam_width", "val_batches", "rnn_units"} & set(settings)
 
 
