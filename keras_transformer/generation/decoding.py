@@ -45,6 +45,18 @@ def context_length(model):
     )
 
 
+def special_ids(tokenizer):
+    """`(pad_id, stop_id)` of decoding with `tokenizer`.
+
+    This package's tokenizers keep id 0 for padding, never generated, and have
+    no end id; a pretrained checkpoint's tokenizer (Hugging Face's) uses every
+    id and ends text with its eos id.
+    """
+    if getattr(tokenizer, "kind", None) == "byte_level_bpe":
+        return None, tokenizer.eos_id
+    return 0, None
+
+
 class Decoder:
     """Compiled decoding loops for one model, reused across calls.
 
@@ -323,11 +335,8 @@ def generate(
         raise UserInputError(f"temperature must be >= 0, got {temperature}")
     single = isinstance(prompt, str)
     prompts = [prompt] if single else list(prompt)
-    # This package's tokenizers keep id 0 for padding, never generated; a pretrained
-    # checkpoint's tokenizer (Hugging Face's) uses every id and ends text with its eos id.
-    pretrained = getattr(tokenizer, "kind", None) == "byte_level_bpe"
-    stop_id = tokenizer.eos_id if pretrained else None
-    decoder = Decoder(model, context, pad_id=None if pretrained else 0,
+    pad_id, stop_id = special_ids(tokenizer)
+    decoder = Decoder(model, context, pad_id=pad_id,
                       use_cache=use_cache and supports_cache(model), slide=slide)
     new_ids = decoder(
         [tokenizer.encode(p) for p in prompts],

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from keras_transformer.data.graph_tokenizers import graph_tokenizer
 from keras_transformer.errors import UserInputError
-from keras_transformer.generation.decoding import Decoder, context_length
+from keras_transformer.generation.decoding import Decoder, context_length, special_ids
 from keras_transformer.models.gpt import supports_cache
 
 GENERATE_SIGNATURE = (
@@ -95,14 +95,12 @@ class GeneratorModule(tf.Module):
         self.context = min(int(context or context_length(model)), context_length(model))
         self.model_variables = list(model.variables)
         self.tokenizer = graph_tokenizer(tokenizer, vocab_size)
-        # A pretrained checkpoint's tokenizer uses every id (no padding id to ban) and ends
-        # text at its eos id, as `keras_transformer.generate` does.
-        pretrained = getattr(tokenizer, "kind", None) == "byte_level_bpe"
-        self.stop_id = tokenizer.eos_id if pretrained else None
+        # The ids `keras_transformer.generate` bans and stops at, for this tokenizer.
+        pad_id, self.stop_id = special_ids(tokenizer)
         # A plain object (not tracked): the variables above are all that is saved of the model.
         self._decoder = Decoder(
-            model, self.context, pad_id=None if pretrained else 0, jit_compile=jit_compile,
-            use_cache=True, slide=True,
+            model, self.context, pad_id=pad_id, jit_compile=jit_compile, use_cache=True,
+            slide=True,
         )
 
     def _check_settings(self, max_new_tokens, temperature, top_k, top_p):
