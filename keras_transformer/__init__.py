@@ -18,6 +18,7 @@ whose config a compiled `model.keras` holds) with Keras, so after
 
 from keras_transformer import layers  # noqa: F401  (registers the layers with Keras)
 from keras_transformer.config import TransformerConfig
+from keras_transformer.data.tokenizers import load_tokenizer
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation import generate
 from keras_transformer.models import (
@@ -46,5 +47,6 @@ __all__ = [
     "build_seq2seq",
     "from_pretrained",
     "generate",
+    "load_tokenizer",
     "save_pretrained",
 ]

@@ -167,7 +167,7 @@ def test_greedy_generation_equals_transformers_generate(checkpoints, name):
 def test_save_pretrained_loads_in_transformers_with_the_same_logits(checkpoints, name, tmp_path):
     folder, reference = checkpoints[name]
     model = from_pretrained(folder)
-    save_pretrained(model, str(tmp_path / "back"))
+    save_pretrained(model, None, str(tmp_path / "back"))
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back")
     assert type(reloaded).__name__ == type(reference).__name__
     _assert_same_logits(_reference_logits(reloaded, IDS), _reference_logits(reference, IDS))
@@ -187,7 +187,7 @@ def test_a_model_trained_here_saves_for_transformers(tmp_path):
     for variable in model.weights:  # norms away from 1
         if len(variable.shape) == 1:
             variable.assign(np.random.default_rng(1).normal(1, 0.3, variable.shape))
-    save_pretrained(model, str(tmp_path / "ours"))
+    save_pretrained(model, None, str(tmp_path / "ours"))
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ours")
     _assert_same_logits(model(IDS), _reference_logits(reloaded, IDS))
     with pytest.raises(UserInputError, match="no Hugging Face layout: position='sinusoidal'"):
@@ -195,7 +195,7 @@ def test_a_model_trained_here_saves_for_transformers(tmp_path):
                                                     d_model=16, num_heads=2,
                                                     position="sinusoidal", norm="rms",
                                                     activation="swiglu", use_bias=False)),
-                        str(tmp_path / "no"))
+                        None, str(tmp_path / "no"))
     assert not (tmp_path / "no").exists()
 
 
@@ -390,6 +390,20 @@ def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, 
                      "--max-new-tokens", "5", "--temperature", "0"], cwd=tmp_path)
     assert generated.returncode == 0, generated.stderr[-2000:]
     assert generated.stdout.startswith("ROMEO:")
+    # Exported back to the Hugging Face layout: transformers computes what the run's model does.
+    exported = cli(["-m", "keras_transformer.export", "run", "back", "--format", "hf"],
+                   cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    from keras_transformer.cli.generate import load_run
+
+    ours, tokenizer, _ = load_run(str(tmp_path / "run"))
+    text = "ROMEO:\nWhat say'st thou"
+    back_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "back")
+    ids = np.array([back_tokenizer(text).input_ids])
+    assert ids[0].tolist() == tokenizer.encode(text).tolist()
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "back")
+    _assert_same_logits(ours(ids), _reference_logits(back, ids))
+    assert np.abs(_reference_logits(back, ids) - _reference_logits(reference, ids)).max() > 0.1
     # The checkpoint sets the architecture and the tokenizer: their flags are one line.
     for extra, named in ((["--d-model", "64"], "--d-model"), (["--tokenizer", "bpe"], "--tokenizer"),
                          (["--preset", "gpt2-small"], "--preset")):
@@ -399,3 +413,76 @@ def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, 
         last = refused.stderr.strip().splitlines()[-1]
         assert last.startswith("train.py: error: ") and named in last and "--init-from" in last
         assert not (tmp_path / "bad").exists()
+
+
+def test_save_pretrained_writes_the_tokenizer_for_transformers(gpt2_with_tokenizer, tmp_path):
+    from keras_transformer import load_tokenizer
+    from keras_transformer.data.tokenizers import CharTokenizer
+
+    folder, reference, vocab = gpt2_with_tokenizer
+    model, tokenizer = from_pretrained(str(folder)), load_tokenizer(str(folder))
+    save_pretrained(model, tokenizer, str(tmp_path / "copy"))
+    assert sorted(os.listdir(tmp_path / "copy")) == [
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    hf = json.loads(_read(tmp_path / "copy" / "config.json"))
+    assert hf["eos_token_id"] == hf["bos_token_id"] == vocab["<|endoftext|>"]
+    text = "ROMEO:\nWhat say'st thou, Æsop?  <|endoftext|> 12345 done"
+    original = transformers.AutoTokenizer.from_pretrained(folder)
+    copied = transformers.AutoTokenizer.from_pretrained(tmp_path / "copy")
+    assert copied(text).input_ids == original(text).input_ids
+    assert copied.eos_token == original.eos_token == "<|endoftext|>"
+    assert load_tokenizer(str(tmp_path / "copy")).encode(text).tolist() == original(text).input_ids
+    ids = np.array([original("ROMEO:\nWhat say'st thou").input_ids])
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "copy")
+    _assert_same_logits(_reference_logits(reloaded, ids), _reference_logits(reference, ids))
+    # A tokenizer with no Hugging Face form, or one larger than the model: one line, nothing written.
+    char = CharTokenizer.from_text("abc")
+    with pytest.raises(UserInputError, match="a char tokenizer has no Hugging Face form"):
+        save_pretrained(model, char, str(tmp_path / "char"))
+    assert not (tmp_path / "char").exists()
+
+
+def test_export_format_hf_refuses_a_char_run_in_one_line(tmp_path, cli):
+    from conftest import REPO
+
+    run = os.path.join(REPO, "tests", "fixtures", "run_gpt_class")
+    result = cli(["-m", "keras_transformer.export", run, str(tmp_path / "out"), "--format", "hf"],
+                 cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("export: error: ") and "char tokenizer, which has no Hugging" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_hf_names_resolve_through_the_hub_cache_and_fail_in_one_line_offline(
+        gpt2_with_tokenizer, tmp_path, cli):
+    """`hf://ORG/NAME` is the Hub snapshot; here a cache laid out as `huggingface_hub` keeps it."""
+    folder, _, _ = gpt2_with_tokenizer
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--course--tiny-gpt2"
+    _copy(str(folder), str(repo / "snapshots" / commit))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    args = ["--prompt", "ROMEO:", "--max-new-tokens", "6", "--temperature", "0"]
+    by_name = cli(["-m", "keras_transformer.generate", "--model", "hf://course/tiny-gpt2", *args],
+                  cwd=tmp_path, env=env)
+    by_path = cli(["-m", "keras_transformer.generate", "--model", str(folder), *args],
+                  cwd=tmp_path, env=env)
+    assert by_name.returncode == 0, by_name.stderr[-2000:]
+    assert by_name.stdout == by_path.stdout and by_name.stdout.startswith("ROMEO:")
+    inspected = cli(["-m", "keras_transformer.inspect", "hf://course/tiny-gpt2"], cwd=tmp_path,
+                    env=env)
+    assert inspected.returncode == 0 and "position     learned" in inspected.stdout
+    # Not in the cache and no network allowed: one line naming the repository, for each command.
+    for command in (["-m", "keras_transformer.generate", "--model", "hf://course/absent", *args],
+                    ["-m", "keras_transformer.export", "hf://course/absent", "out"],
+                    ["-m", "keras_transformer.inspect", "hf://course/absent"],
+                    ["train.py", "--arch", "gpt", "--init-from", "hf://course/absent",
+                     "--out", "run"],
+                    ["-m", "keras_transformer.inspect", "hf://too/many/parts"]):
+        result = cli(command, cwd=tmp_path, env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert "hf://" in last and ("cannot download" in last or "expected hf://" in last), last
+        assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()

@@ -70,7 +70,8 @@ COMMANDS = readme_commands()
 SNIPPETS = readme_checkpoint_snippets()
 # Paths of the checkpoint commands, used as printed in the test's directory: the folder the
 # README's snippet writes, its export and its fine-tuning run (`python train.py --init-from`).
-CHECKPOINT_PATHS = {"checkpoints/tiny-llama", "exports/tiny-llama", "runs/tiny-llama-shakespeare"}
+CHECKPOINT_PATHS = {"checkpoints/tiny-llama", "exports/tiny-llama", "runs/tiny-llama-shakespeare",
+                    "checkpoints/tiny-llama-shakespeare"}
 SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
 
 
@@ -96,7 +97,7 @@ def test_the_readme_commands_are_collected():
     modules = [module_of(argv) for _, argv in COMMANDS]
     assert len(COMMANDS) >= 9, COMMANDS
     assert modules.count("generate") >= 5 and modules.count("inspect") >= 3, modules
-    assert modules.count("export") == 2, modules
+    assert modules.count("export") == 3, modules
     assert len(SNIPPETS) == 2 and printed_comments(SNIPPETS[1]), SNIPPETS
     assert len(CHECKPOINT_TRAIN_COMMANDS) == 1, CHECKPOINT_TRAIN_COMMANDS
     for printed, argv in COMMANDS:
@@ -153,7 +154,9 @@ def test_readme_export_command_runs(readme_dirs, index):
     root, _, export_dir, exports = readme_dirs
     _assert_ok(*exports[index])
     out = exports[index][1][-1]  # the command's OUT_DIR (the test's export_dir for exports/gpt)
-    assert os.path.isfile(os.path.join(root, out, "saved_model.pb"))
+    written = ("config.json", "model.safetensors", "tokenizer.json") if "hf" in exports[index][1] \
+        else ("saved_model.pb",)
+    assert all(os.path.isfile(os.path.join(root, out, name)) for name in written)
 
 
 @pytest.mark.slow

@@ -123,7 +123,8 @@ def build_parser():
     )
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="a run directory of train.py, a Hugging Face checkpoint folder "
-                        "(gpt2, llama), or a SavedModel of python -m keras_transformer.export")
+                        "(gpt2, llama; hf://REPO_ID downloads one), or a SavedModel of "
+                        "python -m keras_transformer.export")
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
@@ -144,6 +145,9 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.max_new_tokens < 0:
             raise UserInputError("--max-new-tokens must be >= 0")
+        from keras_transformer.pretrained.hub import resolve_checkpoint
+
+        args.model = resolve_checkpoint(args.model)
         if is_saved_model(args.model):
             if args.slide is not None or not args.cache:
                 raise UserInputError(

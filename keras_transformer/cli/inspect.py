@@ -218,7 +218,7 @@ def build_parser():
     )
     parser.add_argument("config", metavar="CONFIG",
                         help=f"a preset ({', '.join(PRESETS)}), a run directory, a Hugging Face "
-                        "checkpoint folder (gpt2, llama) or a config.json")
+                        "checkpoint folder (gpt2, llama; hf://REPO_ID downloads one) or a config.json")
     parser.add_argument("--arch", choices=FAMILIES, default=None,
                         help="the model family of a bare TransformerConfig JSON file "
                         "(a preset or a run directory knows its own)")
@@ -230,6 +230,9 @@ def build_parser():
 def main(argv=None):
     def body():
         args = build_parser().parse_args(argv)
+        from keras_transformer.pretrained.hub import resolve_checkpoint
+
+        args.config = resolve_checkpoint(args.config)
         config, family = load_config(args.config, args.arch)
         sys.stdout.write("\n".join(describe(config, args.dtype, family)) + "\n")
         return 0

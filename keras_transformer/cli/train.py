@@ -119,7 +119,8 @@ def build_parser():
                         help=f"charrnn only: LSTM layers (default {rnn.rnn_layers})")
     parser.add_argument("--init-from", default=None, metavar="HF_DIR",
                         help="gpt only: fine-tune a Hugging Face GPT-2 or Llama checkpoint folder "
-                        "(model, config and tokenizer from there; the model flags do not apply)")
+                        "(model, config and tokenizer from there; the model flags do not apply); "
+                        "hf://REPO_ID downloads one")
     parser.add_argument("--prompt", default=None,
                         help=f"gpt and charrnn only: prompt of sample.txt (default {lm.prompt})")
     parser.add_argument("--sample-tokens", type=int, default=None, metavar="N",
@@ -237,6 +238,7 @@ def settings_from_args(args):
     if args.init_from is not None and args.arch == "gpt":
         from keras_transformer.errors import UserInputError
         from keras_transformer.pretrained import read_hf_config
+        from keras_transformer.pretrained.hub import resolve_checkpoint
 
         given = [_flag(name, value) for name, value in overrides.items()]
         given += ["--preset"] if args.preset else []
@@ -244,6 +246,7 @@ def settings_from_args(args):
             verb = "does" if len(given) == 1 else "do"
             raise UserInputError(f"{', '.join(given)} {verb} not apply with --init-from (the "
                                  "checkpoint's config.json sets the architecture)")
+        args.init_from = resolve_checkpoint(args.init_from)
         config = TransformerConfig.from_hf(read_hf_config(args.init_from))
     else:
         config = TransformerConfig.preset(args.preset or ARCH_DEFAULTS[args.arch]["preset"],

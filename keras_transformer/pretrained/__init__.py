@@ -2,7 +2,7 @@
 
 `from_pretrained(path)` builds a `GPT` from the folder's `config.json`
 (`TransformerConfig.from_hf`) and puts the safetensors weights in place;
-`save_pretrained(model, path)` writes one back, for `transformers` to load.
+`save_pretrained(model, tokenizer, path)` writes one back, for `transformers` to load.
 """
 
 from keras_transformer.pretrained.checkpoint import from_pretrained, read_hf_config, save_pretrained

@@ -209,24 +209,64 @@ def _numpy_dtype(name):
     return ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
 
 
-def save_pretrained(model, path):
-    """Write a GPT-2- or Llama-shaped `GPT` as a Hugging Face checkpoint folder.
+def save_pretrained(model, tokenizer, path):
+    """Write a GPT-2- or Llama-shaped `GPT` and its tokenizer as a Hugging Face folder.
 
-    The folder holds `config.json` and `model.safetensors` (float32, or the
-    model's variable dtype), and loads with `transformers`'
-    `AutoModelForCausalLM.from_pretrained(path)` and with `from_pretrained`.
+    The folder holds `config.json`, `model.safetensors` (float32, or the
+    model's variable dtype) and, for a Hugging Face byte-level BPE tokenizer,
+    `tokenizer.json` + `tokenizer_config.json`, with the tokenizer's bos, eos
+    and pad ids in `config.json`. It loads with `transformers`'
+    `AutoModelForCausalLM.from_pretrained(path)` and
+    `AutoTokenizer.from_pretrained(path)`, and with this package's
+    `from_pretrained` and `load_tokenizer`. Everything is checked before
+    anything is written, and each file appears whole or not at all.
+
+    Args:
+        model: a `GPT` whose config has a Hugging Face layout (learned or
+            rotary positions; see `hf_model_type`).
+        tokenizer: a `ByteLevelBPETokenizer` (e.g. the checkpoint's own,
+            from `load_tokenizer`), or `None` for the weights and config only.
+            This package's char and SentencePiece tokenizers have no
+            Hugging Face form and are refused.
+        path: the folder to write (made if missing; files there of the same
+            names are replaced).
 
     Raises:
-        UserInputError: the model is not a `GPT`, or its config fits neither
-            layout (one line naming the field).
+        UserInputError: the model is not a `GPT`, its config fits neither
+            layout, or the tokenizer cannot be written or does not fit the
+            model (one line naming what).
+
+    Example:
+
+    >>> model = from_pretrained("checkpoints/gpt2")
+    >>> save_pretrained(model, load_tokenizer("checkpoints/gpt2"), "checkpoints/gpt2-copy")
     """
+    import shutil
+    import tempfile
+
     import keras
     from safetensors.numpy import save_file
+
+    from keras_transformer.data.hf_tokenizers import ByteLevelBPETokenizer
 
     if not isinstance(model, GPT):
         raise UserInputError(f"save_pretrained writes GPT models, not {type(model).__name__}")
     model_type = hf_model_type(model.config)
     hf = config_to_hf(model.config)
+    if tokenizer is not None:
+        if not isinstance(tokenizer, ByteLevelBPETokenizer):
+            raise UserInputError(
+                f"a {getattr(tokenizer, 'kind', type(tokenizer).__name__)} tokenizer has no "
+                "Hugging Face form; pass tokenizer=None to write the model alone"
+            )
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise UserInputError(
+                f"the tokenizer has {tokenizer.vocab_size} ids but the model only "
+                f"{model.config.vocab_size}"
+            )
+        for role in ("bos", "eos", "pad"):
+            if getattr(tokenizer, f"{role}_id") is not None:
+                hf[f"{role}_token_id"] = getattr(tokenizer, f"{role}_id")
     tensors = {}
     for name, variables, transposed, in_dims in model.checkpoint_weights(model_type):
         values = [keras.ops.convert_to_numpy(variable) for variable in variables]
@@ -239,9 +279,21 @@ def save_pretrained(model, path):
                                                        "llama": "model."}[model_type]
         tensors[prefix + name] = np.ascontiguousarray(value.T if transposed else value)
     hf["torch_dtype"] = hf["dtype"] = str(next(iter(tensors.values())).dtype)
-    os.makedirs(path, exist_ok=True)
-    partial = os.path.join(path, SINGLE_FILE + ".partial")
-    save_file(tensors, partial, metadata={"format": "pt"})
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(hf, handle, indent=2)
-    os.replace(partial, os.path.join(path, SINGLE_FILE))
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".partial-", dir=path)
+    except OSError as error:
+        raise UserInputError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        save_file(tensors, os.path.join(staging, SINGLE_FILE), metadata={"format": "pt"})
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
+            json.dump(hf, handle, indent=2)
+        if tokenizer is not None:
+            tokenizer.save(os.path.join(staging, "tokenizer.json"))
+        for name in sorted(os.listdir(staging), key=lambda n: n == SINGLE_FILE):
+            os.replace(os.path.join(staging, name), os.path.join(path, name))
+    except OSError as error:
+        raise UserInputError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
