@@ -17,7 +17,7 @@ NOTEBOOKS = sorted(
 SHARED_SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
 
 
-def test_the_six_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert NOTEBOOKS == [
         "01_attention",
         "02_positions",
@@ -25,6 +25,7 @@ def test_the_six_notebooks_are_there():
         "04_bert_and_seq2seq",
         "05_modern_llm",
         "06_inspect_real_configs",
+        "07_pretrained",
     ]
 
 

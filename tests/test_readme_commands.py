@@ -153,9 +153,10 @@ def _assert_ok(printed, args, result):
 def test_readme_export_command_runs(readme_dirs, index):
     root, _, export_dir, exports = readme_dirs
     _assert_ok(*exports[index])
-    out = exports[index][1][-1]  # the command's OUT_DIR (the test's export_dir for exports/gpt)
-    written = ("config.json", "model.safetensors", "tokenizer.json") if "hf" in exports[index][1] \
-        else ("saved_model.pb",)
+    args = exports[index][1]
+    out = args[4]  # python -m keras_transformer.export RUN_DIR OUT_DIR [flags]
+    written = (("config.json", "model.safetensors", "tokenizer.json") if "hf" in args
+               else ("saved_model.pb",))
     assert all(os.path.isfile(os.path.join(root, out, name)) for name in written)
 
 
