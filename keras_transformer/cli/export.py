@@ -64,10 +64,8 @@ def export_run(run_dir, out_dir, overwrite=False, jit_compile=True, format="save
 
 def export_hf(run_dir, model, tokenizer, out_dir, overwrite):
     """Write a run's model and tokenizer as a Hugging Face folder; returns `out_dir`."""
-    import shutil
-    import tempfile
-
     from keras_transformer.data.hf_tokenizers import ByteLevelBPETokenizer
+    from keras_transformer.files import replaced_directory
     from keras_transformer.pretrained import save_pretrained
 
     if not isinstance(tokenizer, ByteLevelBPETokenizer):
@@ -75,20 +73,11 @@ def export_hf(run_dir, model, tokenizer, out_dir, overwrite):
             f"{run_dir} has a {tokenizer.kind} tokenizer, which has no Hugging Face form; "
             "--format hf exports runs with a Hugging Face tokenizer (train.py --init-from)"
         )
-    out_dir = os.path.normpath(out_dir)
-    parent = os.path.dirname(os.path.abspath(out_dir))
     try:
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".partial-", dir=parent)
+        with replaced_directory(out_dir) as staging:  # OUT_DIR is never half-written
+            save_pretrained(model, tokenizer, staging)
     except OSError as error:
         raise UserInputError(f"cannot write {out_dir}: {error.strerror or error}") from None
-    try:  # written beside, then renamed: OUT_DIR is never half-written
-        save_pretrained(model, tokenizer, staging)
-        if os.path.exists(out_dir):  # check_export_dir allowed it: empty, or --overwrite
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

@@ -30,13 +30,12 @@ before `tf.saved_model.load`, to register the SentencePiece ops.
 import codecs
 import os
 import re
-import shutil
-import tempfile
 
 import tensorflow as tf
 
 from keras_transformer.data.graph_tokenizers import graph_tokenizer
 from keras_transformer.errors import UserInputError
+from keras_transformer.files import replaced_directory
 from keras_transformer.generation.decoding import Decoder, context_length, special_ids
 from keras_transformer.models.gpt import supports_cache
 
@@ -216,17 +215,6 @@ def export_generator(model, tokenizer, out_dir, context=None, overwrite=False, j
         "generate": module.generate.get_concrete_function(),
         "logits": module.logits.get_concrete_function(),
     }
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
-    try:
+    with replaced_directory(out_dir) as staging:
         tf.saved_model.save(module, staging, signatures=signatures)
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        elif os.path.exists(out_dir):
-            os.remove(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        if os.path.exists(staging):
-            shutil.rmtree(staging)
     return out_dir
