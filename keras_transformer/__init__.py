@@ -31,6 +31,7 @@ from keras_transformer.models import (
     build_seq2seq,
 )
 from keras_transformer.pretrained import from_pretrained, save_pretrained
+from keras_transformer.sentence_embedding import embed
 from keras_transformer.training import schedules  # noqa: F401  (registers the optimizer)
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ __all__ = [
     "build_charrnn",
     "build_gpt",
     "build_seq2seq",
+    "embed",
     "from_pretrained",
     "generate",
     "load_tokenizer",

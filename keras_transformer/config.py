@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from keras_transformer.errors import UserInputError, recompute_dropout_message
 
-POSITIONS = ("learned", "sinusoidal", "rope")
-ACTIVATIONS = ("relu", "gelu", "swiglu")
+POSITIONS = ("learned", "sinusoidal", "rope", "relative")
+ACTIVATIONS = ("relu", "gelu_tanh", "gelu_erf", "gelu", "swiglu", "gated-gelu")
 NORMS = ("layer", "rms")
 ATTENTIONS = ("standard", "chunked")
 # The string fields and their allowed values (cli/train.py makes `choices=` flags of them).
@@ -43,12 +43,19 @@ class TransformerConfig:
         position: `"learned"` position embeddings (GPT, BERT), fixed
             `"sinusoidal"` ones (Vaswani et al.), or `"rope"`: rotary
             embeddings applied to queries and keys inside attention (Su et
-            al. 2021), which add no parameters.
+            al. 2021), which add no parameters, or `"relative"`: T5's
+            learned relative position bias, added to the attention scores
+            (`RelativePositionBias`; encoder-decoders only), with no
+            position information in the embeddings.
         norm_first: `True` for pre-LN blocks (GPT-2 and later), `False` for
             the original post-LN blocks.
-        activation: feed-forward activation, `"gelu"`, `"relu"` or
-            `"swiglu"` (a gated FFN whose hidden width is `2 * d_ff // 3`, so
-            its three matrices hold about as many weights as two of `d_ff`).
+        activation: feed-forward activation: `"gelu_tanh"` (GELU's tanh
+            approximation, GPT-2's), `"gelu_erf"` (exact GELU, BERT's),
+            `"relu"`, `"swiglu"` (a gated FFN whose hidden width is
+            `2 * d_ff // 3`, so its three matrices hold about as many weights
+            as two of `d_ff`) or `"gated-gelu"` (T5 v1.1's gated FFN, hidden
+            width `d_ff`). `"gelu"` is the name older configs use for
+            `"gelu_tanh"`; it still loads and computes what it did.
         tie_embeddings: reuse the token embedding matrix as the output
             projection (no separate `lm_head`).
         use_bias: biases in the attention and feed-forward projections.
@@ -77,6 +84,18 @@ class TransformerConfig:
             (`None`: `num_layers`, the encoder's depth).
         share_embeddings: an encoder-decoder model uses one token embedding
             for source and target (T5); `False` gives each its own table.
+        relative_buckets: buckets of `position="relative"` (T5: 32); each
+            stack learns one bias per bucket and head.
+        relative_max_distance: distance from which on relative positions
+            share the last bucket (T5: 128); above `relative_buckets // 2`.
+        scale_attention: divide the attention scores by `sqrt(head_dim)`
+            (Vaswani et al.); T5 does not (`False`, encoder-decoders only).
+        scale_output: multiply the decoder output by `d_model ** -0.5`
+            before the output projection (T5's tied head; encoder-decoders
+            only).
+        key_dim: width of one attention head (`None`: `d_model //
+            num_heads`); T5 v1.1 and FLAN-T5 have `key_dim * num_heads !=
+            d_model` (encoder-decoders only).
     """
 
     vocab_size: int = 256
@@ -101,6 +120,11 @@ class TransformerConfig:
     attention_block_size: int = 128
     rotary_max_wavelength: float = 10000.0
     recompute: bool = False
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
+    scale_attention: bool = True
+    scale_output: bool = False
+    key_dim: int | None = None
 
     def __post_init__(self):
         if self.d_ff is None:
@@ -110,14 +134,21 @@ class TransformerConfig:
         if self.num_kv_heads is None:
             self.num_kv_heads = self.num_heads
         names = ("vocab_size", "max_len", "num_layers", "d_model", "num_heads", "d_ff",
-                 "num_decoder_layers", "num_kv_heads", "attention_block_size")
+                 "num_decoder_layers", "num_kv_heads", "attention_block_size",
+                 "relative_buckets", "relative_max_distance")
         for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.num_segments, int) or self.num_segments < 0:
             raise UserInputError(f"num_segments must be >= 0, got {self.num_segments!r}")
-        if self.d_model % self.num_heads:
+        if self.key_dim is not None and (not isinstance(self.key_dim, int) or isinstance(
+                self.key_dim, bool) or self.key_dim < 1):
+            raise UserInputError(f"key_dim must be a positive integer or None, got {self.key_dim!r}")
+        for name in ("scale_attention", "scale_output"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserInputError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.key_dim is None and self.d_model % self.num_heads:
             raise UserInputError(
                 f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})"
             )
@@ -134,8 +165,25 @@ class TransformerConfig:
             )
         if self.position == "rope" and self.head_dim % 2:
             raise UserInputError(
-                f"position='rope' needs an even head width, got d_model/num_heads = {self.head_dim}"
+                f"position='rope' needs an even head width, got {self.head_dim}"
             )
+        relative = (self.relative_buckets, self.relative_max_distance)
+        if self.position != "relative" and relative != (32, 128):
+            raise UserInputError(
+                f"relative_buckets={self.relative_buckets} and relative_max_distance="
+                f"{self.relative_max_distance} apply to position='relative' only, not "
+                f"{self.position!r}"
+            )
+        if self.relative_buckets < 4:
+            raise UserInputError(f"relative_buckets must be >= 4, got {self.relative_buckets}")
+        if self.relative_max_distance <= self.relative_buckets // 2:
+            raise UserInputError(
+                f"relative_max_distance ({self.relative_max_distance}) must exceed "
+                f"relative_buckets // 2 ({self.relative_buckets // 2})"
+            )
+        if self.position == "relative" and self.attention == "chunked":
+            raise UserInputError("attention='chunked' cannot add position='relative''s attention "
+                                 "bias; use attention='standard'")
         if not isinstance(self.rotary_max_wavelength, (int, float)) or not (
                 self.rotary_max_wavelength > 1):
             raise UserInputError(
@@ -156,8 +204,8 @@ class TransformerConfig:
 
     @property
     def head_dim(self):
-        """Width of one attention head, `d_model // num_heads`."""
-        return self.d_model // self.num_heads
+        """Width of one attention head: `key_dim`, or `d_model // num_heads`."""
+        return self.key_dim or self.d_model // self.num_heads
 
     def kv_cache_bytes_per_token(self, bytes_per_value=4):
         """Bytes the KV cache holds per token: keys and values of every layer's kv heads."""
@@ -199,9 +247,9 @@ class TransformerConfig:
         architecture, 124,439,808 parameters), `bert-mini` (the default of
         `--arch bert`), `bert-base` (BERT-base: 109,482,240 parameters with
         the pooler, without the pretraining heads), `seq2seq-mini` (the
-        default of `--arch seq2seq`) and `t5-small` (T5-small's sizes; see
-        `keras_transformer.models.seq2seq` for how its count differs from
-        the published 60,506,624).
+        default of `--arch seq2seq`) and `t5-small` (T5-small, Raffel et
+        al. 2020: relative position bias, RMSNorm, unscaled attention, the
+        tied and rescaled output; 60,506,624 parameters, the published count).
         """
         if name not in PRESETS:
             raise UserInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -213,7 +261,7 @@ class TransformerConfig:
 PRESETS = {
     "gpt-mini": dict(
         vocab_size=256, max_len=128, num_layers=4, d_model=128, num_heads=4,
-        dropout=0.0, position="learned", norm_first=True, activation="gelu",
+        dropout=0.0, position="learned", norm_first=True, activation="gelu_tanh",
         tie_embeddings=True,
     ),
     # Radford et al. 2019, the 124M model: 50257 BPE tokens, 1024 learned
@@ -221,11 +269,11 @@ PRESETS = {
     "gpt2-small": dict(
         vocab_size=50257, max_len=1024, num_layers=12, d_model=768, num_heads=12,
         d_ff=3072, dropout=0.1, position="learned", norm_first=True,
-        activation="gelu", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-5,
+        activation="gelu_tanh", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-5,
     ),
     "bert-mini": dict(
         vocab_size=256, max_len=128, num_layers=4, d_model=128, num_heads=4, d_ff=512,
-        dropout=0.0, position="learned", norm_first=False, activation="gelu",
+        dropout=0.0, position="learned", norm_first=False, activation="gelu_erf",
         tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-12, num_segments=2,
     ),
     # Devlin et al. 2019, BERT-base uncased: 30522 WordPiece tokens, 512
@@ -233,7 +281,7 @@ PRESETS = {
     "bert-base": dict(
         vocab_size=30522, max_len=512, num_layers=12, d_model=768, num_heads=12,
         d_ff=3072, dropout=0.1, position="learned", norm_first=False,
-        activation="gelu", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-12,
+        activation="gelu_erf", tie_embeddings=True, use_bias=True, layer_norm_epsilon=1e-12,
         num_segments=2,
     ),
     "seq2seq-mini": dict(
@@ -242,14 +290,16 @@ PRESETS = {
         activation="relu", tie_embeddings=True, share_embeddings=True, use_bias=True,
         layer_norm_epsilon=1e-6,
     ),
-    # Raffel et al. 2020, T5-small's sizes: 32128 SentencePiece tokens, 6 + 6
-    # pre-LN blocks of width 512, 8 heads, d_ff 2048, ReLU, no biases, one
-    # embedding shared by encoder, decoder and output. T5's relative position
-    # bias and RMSNorm are replaced by sinusoidal positions and LayerNorm.
+    # Raffel et al. 2020, T5-small: 32128 SentencePiece tokens, 6 + 6 pre-LN
+    # blocks of width 512, 8 heads, d_ff 2048, ReLU, no biases, RMSNorm, a
+    # relative position bias (32 buckets, max distance 128) in each stack,
+    # unscaled attention, one embedding shared by encoder, decoder and the
+    # output, which rescales the decoder output by d_model ** -0.5.
     "t5-small": dict(
         vocab_size=32128, max_len=512, num_layers=6, num_decoder_layers=6, d_model=512,
-        num_heads=8, d_ff=2048, dropout=0.1, position="sinusoidal", norm_first=True,
+        num_heads=8, d_ff=2048, dropout=0.1, position="relative", norm_first=True,
         activation="relu", tie_embeddings=True, share_embeddings=True, use_bias=False,
-        layer_norm_epsilon=1e-6, norm="rms",
+        layer_norm_epsilon=1e-6, norm="rms", relative_buckets=32, relative_max_distance=128,
+        scale_attention=False, scale_output=True,
     ),
 }

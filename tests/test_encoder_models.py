@@ -99,12 +99,16 @@ def test_bert_base_preset_has_the_published_parameter_count():
     assert model.count_params() - 109_482_240 == (768 * 768 + 768) + 2 * 768 + 30522 + (768 * 2 + 2)
 
 
-def test_t5_small_preset_reports_its_count_next_to_the_published_one():
+def test_t5_small_preset_counts_the_published_parameters():
     model = build_seq2seq(TransformerConfig.preset("t5-small"))
     params = model.count_params()
-    # No relative-position bias (-2 x 256) and LayerNorm offsets on 32 norms (+32 x 512).
-    # All but T5's relative-position bias table (32 buckets x 8 heads, twice).
-    assert params == T5_SMALL_PUBLISHED_PARAMS - 2 * 32 * 8 == 60_506_112
+    assert params == T5_SMALL_PUBLISHED_PARAMS == 60_506_624
+    # What makes up the count: one relative position table (32 buckets x 8 heads) per
+    # stack, RMSNorm scales only, no biases, and the one shared 32128 x 512 table.
+    assert model.encoder_position_bias.count_params() == 32 * 8
+    assert model.decoder_position_bias.count_params() == 32 * 8
+    parts = model.parameter_parts()
+    assert parts["shared embedding"] == 32128 * 512 and sum(parts.values()) == params
     print(f"t5-small preset: {params:,} parameters (published T5-small: 60,506,624)")
 
 

@@ -20,12 +20,12 @@ import os
 import subprocess
 import sys
 
+import hf_tokenizer_checks as checks
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, make_text
+from hf_tokenizer_checks import SHAKESPEARE, WIKITEXT
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 tokenizers = pytest.importorskip("tokenizers")
@@ -36,9 +36,6 @@ from keras_transformer.data.graph_tokenizers import graph_tokenizer  # noqa: E40
 from keras_transformer.data.hf_tokenizers import LLAMA3_PATTERN  # noqa: E402
 from keras_transformer.errors import UserInputError  # noqa: E402
 
-SHARED = os.path.join(REPO, "..", "shared", "data")
-SHAKESPEARE = os.path.join(SHARED, "tinyshakespeare.txt")
-WIKITEXT = os.path.join(SHARED, "wikitext-2", "valid.txt")
 VOCAB_SIZE = 800
 # 256 special tokens after the vocabulary, as Llama 3 has.
 LLAMA_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>",
@@ -47,19 +44,8 @@ SMOL_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 STYLES = ["gpt2", "gpt2_json", "llama3", "smollm"]
 
 
-def _lines(path):
-    """The lines of a shared text file (newlines kept), or None without the file."""
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().splitlines(keepends=True)
-
-
 def _training_lines():
-    lines = make_text().splitlines(keepends=True)
-    lines += (_lines(SHAKESPEARE) or [])[:5000]
-    lines += (_lines(WIKITEXT) or [])[:1500]
-    return lines
+    return checks.training_lines()
 
 
 def _train(pre_tokenizer, lines, specials=(), ignore_merges=False):
@@ -168,21 +154,8 @@ def ours(folders):
     return {style: load_tokenizer(folder) for style, folder in folders.items()}
 
 
-def _as_lists(ids):
-    return [np.asarray(row).tolist() for row in ids]
-
-
 def _assert_same_ids(tokenizer, reference, texts):
-    got, want = _as_lists(tokenizer.encode_batch(texts)), reference(texts)
-    wrong = [(text, g, w) for text, g, w in zip(texts, got, want, strict=True) if g != w]
-    assert not wrong, f"{len(wrong)} of {len(texts)} texts differ, e.g. {wrong[0]}"
-
-
-def _held_out(path, start, count):
-    lines = _lines(path)
-    if lines is None:
-        pytest.skip(f"no shared copy at {os.path.normpath(path)}")
-    return lines[start:start + count]
+    checks.assert_same_ids(tokenizer.encode_batch(texts), reference(texts), texts)
 
 
 # -------------------------------------------------------------------------------------
@@ -192,39 +165,30 @@ def _held_out(path, start, count):
 
 @pytest.mark.parametrize("style", STYLES)
 def test_tiny_shakespeare_lines_equal_hugging_face(ours, references, style):
-    lines = _held_out(SHAKESPEARE, 20000, 300)
-    texts = lines + ["".join(lines[i:i + 12]) for i in range(0, 300, 12)]  # and 25 passages
-    _assert_same_ids(ours[style], references[style], texts)
+    """300 held-out lines and 25 passages of 12 lines."""
+    _assert_same_ids(ours[style], references[style], checks.line_texts(SHAKESPEARE, 20000))
 
 
 @pytest.mark.parametrize("style", ["gpt2", "llama3"])
 def test_whole_tiny_shakespeare_in_one_string_equals_hugging_face(ours, references, style):
-    text = "".join(_held_out(SHAKESPEARE, 0, 10**6))  # 1.1 MB, 0.6 M tokens
+    text = "".join(checks.held_out(SHAKESPEARE, 0, 10**6))  # 1.1 MB, 0.6 M tokens
     assert ours[style].encode(text).tolist() == references[style]([text])[0]
 
 
 @pytest.mark.parametrize("style", STYLES)
 def test_wikitext_lines_equal_hugging_face(ours, references, style):
-    lines = _held_out(WIKITEXT, 2000, 300)
-    texts = lines + ["".join(lines[i:i + 12]) for i in range(0, 300, 12)]
-    _assert_same_ids(ours[style], references[style], texts)
+    _assert_same_ids(ours[style], references[style], checks.line_texts(WIKITEXT, 2000))
 
 
 # Characters where the regexes of GPT-2 and Llama 3 decide something: Unicode white space
 # (RE2's `\s` is ASCII only), newlines, contractions in both cases (and `ſ`, which folds
 # to `s`), digits of several scripts, letters Unicode 16 added, punctuation.
-TRICKY = list(" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2000\u2028\u202f\u205f\u3000\u200b\ufeff"
+TRICKY = (" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2000\u2028\u202f\u205f\u3000\u200b\ufeff"
               "'sStTdDmMlLrReEvVſ0123456789٣²½Ⅻ.,!?-<|>\u1c89\U00010d40\x00६Ĵ")
-UNICODE_TEXT = st.lists(
-    st.one_of(
-        st.text(max_size=12),  # any code point but surrogates, unassigned ones included
-        st.text(st.sampled_from(TRICKY), min_size=1, max_size=8),
-        st.sampled_from(["<|endoftext|>", "<|im_start|>", *LLAMA_SPECIALS[:3], "'s", "'LL",
-                         "<|reserved_special_token_25|>", "\r\n", "   ", "\n\n", "<|end",
-                         "1234567"]),
-    ),
-    max_size=6,
-).map("".join)
+UNICODE_TEXT = checks.unicode_text(
+    TRICKY, ["<|endoftext|>", "<|im_start|>", *LLAMA_SPECIALS[:3], "'s", "'LL",
+             "<|reserved_special_token_25|>", "\r\n", "   ", "\n\n", "<|end", "1234567"],
+)
 
 
 @settings(max_examples=1000, derandomize=True, deadline=None, database=None)
@@ -306,14 +270,10 @@ SAMPLES = ["ROMEO:\nIs the day so young?\n", " = Valkyria Chronicles III = \n", 
 
 def test_same_ids_inside_tf_data(ours, references):
     """One text an element (GPT-2's vocab.json) and batches of texts (Llama 3's tokenizer.json)."""
-    layer = ours["gpt2"].tf_tokenizer()
-    one_by_one = tf.data.Dataset.from_tensor_slices(SAMPLES).map(
-        layer.tokenize, num_parallel_calls=2, deterministic=True
-    )
-    assert [row.numpy().tolist() for row in one_by_one] == references["gpt2"](SAMPLES)
-    layer = ours["llama3"].tf_tokenizer()
-    batched = tf.data.Dataset.from_tensor_slices(SAMPLES).batch(3).map(layer.tokenize)
-    assert [row for batch in batched for row in batch.to_list()] == references["llama3"](SAMPLES)
+    assert checks.tf_data_rows(ours["gpt2"].tf_tokenizer(), SAMPLES) == \
+        references["gpt2"](SAMPLES)
+    assert checks.tf_data_rows(ours["llama3"].tf_tokenizer(), SAMPLES, batch=3) == \
+        references["llama3"](SAMPLES)
     with pytest.raises(UserInputError, match="sampling"):
         ours["gpt2"].tf_tokenizer(sampling=True)
 
@@ -342,29 +302,13 @@ print(json.dumps({"results": results, "imported": imported}))
 """
 
 
-def _save_tokenizer_model(tokenizer, path):
-    module = graph_tokenizer(tokenizer)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def encode(text):
-        ids = module.encode(text)
-        return {"ids": ids.flat_values, "lengths": ids.row_lengths()}
-
-    module.encode_fn = encode
-    module.decode_fn = tf.function(module.decode, input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    tf.saved_model.save(module, path, signatures={
-        "encode": module.encode_fn.get_concrete_function(),
-        "decode": module.decode_fn.get_concrete_function(),
-    })
-
-
 @pytest.mark.slow
 def test_same_ids_inside_a_saved_model_in_a_fresh_process(ours, references, tmp_path):
-    texts = SAMPLES + _held_out(SHAKESPEARE, 30000, 20) + ["a" * 300 + "  \n  b"]
+    texts = SAMPLES + checks.held_out(SHAKESPEARE, 30000, 20) + ["a" * 300 + "  \n  b"]
     styles = ("gpt2", "llama3")
     paths = [str(tmp_path / style) for style in styles]
     for style, path in zip(styles, paths, strict=True):
-        _save_tokenizer_model(ours[style], path)
+        checks.save_encoder(graph_tokenizer(ours[style]), path)
     wanted = [references[style](texts) for style in styles]
     inputs = str(tmp_path / "inputs.json")
     _write_json(inputs, [texts, wanted])
@@ -427,12 +371,10 @@ def _broken(folders, change):
 
 
 BROKEN = {
-    "empty folder": (lambda f: {}, "no tokenizer in"),
+    **checks.BROKEN_FOLDERS,
     "merges.txt missing": (lambda f: {"vocab.json": {"a": 0}}, "merges.txt"),
     "corrupt vocab.json": (lambda f: {"vocab.json": "{not json", "merges.txt": ""},
                            "vocab.json is not valid JSON"),
-    "corrupt tokenizer.json": (lambda f: {"tokenizer.json": '{"model": {'},
-                               "tokenizer.json \\(invalid JSON"),
     "WordPiece model": (lambda f: _broken(f, lambda s: s["model"].update(type="WordPiece")),
                         "WordPiece model is not supported"),
     "Metaspace pre-tokenizer": (
@@ -458,19 +400,11 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BROKEN))
-def test_bad_folders_fail_with_one_line(folders, tmp_path, case):
-    make_files, message = BROKEN[case]
-    for name, content in make_files(folders).items():
-        with open(tmp_path / name, "w", encoding="utf-8") as handle:
-            handle.write(content if isinstance(content, str) else json.dumps(content))
-    with pytest.raises(UserInputError, match=message) as error:
-        load_tokenizer(str(tmp_path))
-    assert "\n" not in str(error.value)
+test_bad_folders_fail_with_one_line = checks.bad_folders_test(BROKEN)
 
 
 def test_missing_folder_fails_with_one_line(tmp_path):
-    with pytest.raises(UserInputError, match="not found"):
-        ByteLevelBPETokenizer.from_directory(str(tmp_path / "nothing"))
-    with pytest.raises(UserInputError, match="not found"):
-        load_tokenizer(str(tmp_path / "nothing" / "tokenizer.json"))
+    checks.assert_one_line_error(
+        lambda: ByteLevelBPETokenizer.from_directory(str(tmp_path / "nothing")), "not found")
+    checks.assert_one_line_error(
+        lambda: load_tokenizer(str(tmp_path / "nothing" / "tokenizer.json")), "not found")

@@ -74,7 +74,7 @@ def test_inspect_splits_t5_small_into_encoder_and_decoder(capsys):
     out = capsys.readouterr().out
     line = _parameters_line(out)
     total = _printed_count(out)
-    assert total == 60_506_112  # the published 60,506,624 without T5's relative-position bias
+    assert total == 60_506_624  # T5-small's published count
     parts = dict((name, int(count.replace(",", ""))) for name, count in
                  re.findall(r"(encoder|decoder|shared embedding|other) ([\d,]+)", line))
     assert set(parts) >= {"encoder", "decoder"}, line

@@ -37,14 +37,16 @@ OLD_DEFAULTS = dict(
     task="dates", pairs=None, train_examples=32_000, eval_examples=1000, beam_width=4,
     val_batches=20,
 )
-# Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning).
+# Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning);
+# BertSettings.task ("pretrain", see OLD_ARCH_DEFAULTS) and BertSettings.init_from.
 NEW_DEFAULTS = dict(init_from=None)
 # The old ARCH_DEFAULTS (the preset, then what each arch changed), and BPE_DEFAULTS.
 OLD_ARCH_DEFAULTS = {
     "gpt": ("gpt-mini", {}),
     "charrnn": ("gpt-mini", {}),
     "bert": ("bert-mini", dict(epochs=10, steps_per_epoch=200, batch_size=64, seq_len=64,
-                               learning_rate=1e-3, warmup_steps=100, weight_decay=0.01)),
+                               learning_rate=1e-3, warmup_steps=100, weight_decay=0.01,
+                               task="pretrain")),  # (bert's own task field came later)
     "seq2seq": ("seq2seq-mini", dict(epochs=5, batch_size=64, learning_rate=1e-3,
                                      warmup_steps=100, weight_decay=0.01, train_examples=32_000)),
 }
@@ -53,7 +55,7 @@ OLD_BPE_DEFAULTS = {"gpt": {"epochs": 16}, "charrnn": {"epochs": 16}}
 OWN_FIELDS = {
     "gpt": ("prompt", "sample_tokens", "sample_temperature", "init_from"),
     "charrnn": ("prompt", "sample_tokens", "sample_temperature", "rnn_units", "rnn_layers"),
-    "bert": ("val_batches",),
+    "bert": ("val_batches", "task", "init_from"),
     "seq2seq": ("task", "pairs", "train_examples", "eval_examples", "beam_width"),
 }
 ARCHS = tuple(OWN_FIELDS)

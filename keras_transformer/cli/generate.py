@@ -3,8 +3,8 @@
     python -m keras_transformer.generate --model runs/gpt-... --prompt "ROMEO:" \\
         --max-new-tokens 100 --temperature 0.7 --top-k 40 --seed 1
 
-`--model` is a run directory of `train.py`, a Hugging Face GPT-2 or Llama
-checkpoint folder (weights, config and tokenizer; generation stops at its
+`--model` is a run directory of `train.py`, a Hugging Face GPT-2, Llama or
+T5 checkpoint folder (weights, config and tokenizer; generation stops at its
 end-of-sequence token), or a SavedModel written by
 `python -m keras_transformer.export` (or `train.py --export`). A GPT decodes
 with its KV cache (`--no-cache` re-runs the model over the window at every
@@ -13,6 +13,11 @@ window, as `keras_transformer.generate` does: cached, by half a window at a
 time; with `--no-cache`, by one token. `--no-slide` makes it an error
 instead (run directories only: a SavedModel always decodes with its cache
 and slides).
+
+An encoder-decoder (a T5 folder, a `--arch seq2seq` run) reads `--prompt` as
+its source and prints its output: greedy, or beam search with
+`--num-beams N`, KV-cached (`--no-cache`: the whole model re-runs over the
+decoder's inputs at every step; the same tokens).
 """
 
 import argparse
@@ -37,6 +42,11 @@ def load_run(run_dir):
         from keras_transformer.pretrained import from_pretrained
 
         model = from_pretrained(run_dir)
+        if not hasattr(model, "config") or type(model).__name__ == "BERT":
+            raise UserInputError(
+                f"{run_dir} is an encoder-only (bert) checkpoint: it classifies and embeds "
+                "text but does not generate it"
+            )
         return model, load_tokenizer(run_dir), model.config.max_len
     needed = ("model.keras", "tokenizer.json", "config.json")
     missing = [name for name in needed if not os.path.exists(os.path.join(run_dir, name))]
@@ -51,10 +61,10 @@ def load_run(run_dir):
     except (ValueError, KeyError, TypeError):
         raise UserInputError(f"{run_dir}/config.json is not a run config") from None
     arch = run_config.get("arch", "gpt")
-    if arch not in ("gpt", "charrnn"):
+    if arch not in ("gpt", "charrnn", "seq2seq"):
         raise UserInputError(
-            f"{run_dir} holds a {arch} run; generate continues prompts with gpt or charrnn runs "
-            f"(a {arch} run's metrics.json and sample.txt hold its evaluation)"
+            f"{run_dir} holds a {arch} run; generate continues prompts with gpt, charrnn and "
+            f"seq2seq runs (a {arch} run's metrics.json and sample.txt hold its evaluation)"
         )
     tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
     try:  # files of earlier versions were plain functional GPTs: config.json holds the config
@@ -123,11 +133,16 @@ def build_parser():
     )
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="a run directory of train.py, a Hugging Face checkpoint folder "
-                        "(gpt2, llama; hf://REPO_ID downloads one), or a SavedModel of "
+                        "(gpt2, llama, t5; hf://REPO_ID downloads one), or a SavedModel of "
                         "python -m keras_transformer.export")
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="0 for greedy decoding (default 0.7 for decoders; an "
+                        "encoder-decoder decodes greedily or with --num-beams)")
+    parser.add_argument("--num-beams", type=int, default=1,
+                        help="encoder-decoders (T5, seq2seq runs): beam search with this many "
+                        "beams (1: greedy)")
     parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k filtering")
     parser.add_argument("--top-p", type=float, default=1.0, help="1.0 disables nucleus filtering")
     parser.add_argument("--seed", type=int, default=0)
@@ -145,6 +160,8 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         if args.max_new_tokens < 0:
             raise UserInputError("--max-new-tokens must be >= 0")
+        if args.num_beams < 1:
+            raise UserInputError(f"--num-beams must be >= 1, got {args.num_beams}")
         from keras_transformer.pretrained.hub import resolve_checkpoint
 
         args.model = resolve_checkpoint(args.model)
@@ -154,8 +171,11 @@ def main(argv=None):
                     "--slide, --no-slide and --no-cache work with run directories; a SavedModel "
                     "always decodes with its KV cache and slides past the model's context"
                 )
+            if args.num_beams != 1:
+                raise UserInputError("--num-beams is for encoder-decoders; a SavedModel of a "
+                                     "GPT samples or decodes greedily")
             text = generate_with_saved_model(
-                args.model, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                args.model, args.prompt, args.max_new_tokens, _temperature(args), args.top_k,
                 args.top_p, args.seed,
             )
             sys.stdout.write(text + "\n")
@@ -163,12 +183,18 @@ def main(argv=None):
         from keras_transformer.generation import generate
 
         model, tokenizer, context = load_run(args.model)
+        if type(model).__name__ == "Seq2Seq":
+            sys.stdout.write(_translate(args, model, tokenizer) + "\n")
+            return 0
+        if args.num_beams != 1:
+            raise UserInputError("--num-beams is for encoder-decoders (T5, seq2seq runs); a "
+                                 "decoder samples (--temperature) or decodes greedily (0)")
         text = generate(
             model,
             tokenizer,
             args.prompt,
             max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
+            temperature=_temperature(args),
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
@@ -180,6 +206,34 @@ def main(argv=None):
         return 0
 
     return run(body, "generate")
+
+
+def _temperature(args):
+    return 0.7 if args.temperature is None else args.temperature
+
+
+def _translate(args, model, tokenizer):
+    """The output of an encoder-decoder for `--prompt`: greedy or beam search, cached."""
+    from keras_transformer.generation.translate import translate
+
+    sampling = [flag for flag, given in (("--temperature", args.temperature not in (None, 0)),
+                                          ("--top-k", args.top_k != 0),
+                                          ("--top-p", args.top_p != 1.0),
+                                          ("--slide/--no-slide", args.slide is not None))
+                if given]
+    if sampling:
+        raise UserInputError(
+            f"{sampling[0]} does not apply to an encoder-decoder: it decodes greedily, or with "
+            "--num-beams N"
+        )
+    if args.max_new_tokens < 1:
+        raise UserInputError("--max-new-tokens must be >= 1 for an encoder-decoder")
+    start = None
+    if is_hf_checkpoint(args.model):
+        with open(os.path.join(args.model, "config.json"), encoding="utf-8") as handle:
+            start = json.load(handle).get("decoder_start_token_id")
+    return translate(model, tokenizer, args.prompt, args.max_new_tokens,
+                     num_beams=args.num_beams, use_cache=args.cache, decoder_start_id=start)
 
 
 if __name__ == "__main__":

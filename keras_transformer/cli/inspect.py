@@ -88,7 +88,8 @@ def _read_config_file(spec):
         raise UserInputError(f"could not read {path} ({error})") from None
     family = None
     if isinstance(values, dict) and "model_type" in values:  # a Hugging Face checkpoint's
-        return TransformerConfig.from_hf(values), "gpt", f"the Hugging Face config {path}"
+        family = {"bert": "bert", "t5": "seq2seq"}.get(values["model_type"], "gpt")
+        return TransformerConfig.from_hf(values), family, f"the Hugging Face config {path}"
     if isinstance(values, dict) and isinstance(values.get("settings"), dict):
         family = values["settings"].get("arch", values.get("arch"))
         if family == "charrnn":

@@ -3,9 +3,12 @@
     python train.py --arch gpt                      # the default mini-GPT
     python train.py --arch charrnn                  # the char-RNN baseline
     python train.py --arch bert                     # masked-LM + sentence pairs
+    python train.py --arch bert --task classify --data FILE.tsv   # text<TAB>label a line
+    python train.py --arch bert --task classify --data FILE.tsv --init-from HF_BERT_DIR
     python train.py --arch seq2seq                  # dates -> ISO dates
     python train.py --arch seq2seq --task span-corruption
     python train.py --arch seq2seq --task pairs --pairs FILE.tsv
+    python train.py --arch seq2seq --task pairs --pairs FILE.tsv --init-from HF_T5_DIR
     python train.py --arch gpt --num-layers 6 --d-model 192 --epochs 5 --out runs/big
     python train.py --arch gpt --tokenizer bpe --vocab-size 4096
     python train.py --arch gpt --tokenizer bpe --dataset wikitext2 --data DIR
@@ -64,13 +67,17 @@ def build_parser():
                         help="starting architecture (default: gpt-mini, bert-mini or "
                         "seq2seq-mini by --arch); the flags below change single fields")
     parser.add_argument("--task", default=None,
-                        help=f"seq2seq only: dates, span-corruption or pairs (default "
-                        f"{seq2seq.task})")
+                        help=f"seq2seq: dates, span-corruption or pairs (default "
+                        f"{seq2seq.task}); bert: pretrain (masked-LM and sentence pairs on a "
+                        f"text) or classify (fine-tune on --data FILE.tsv, 'text<TAB>label' or "
+                        f"'text_a<TAB>text_b<TAB>label' a line; 10%% of each label held out) "
+                        f"(default {bert.task})")
     parser.add_argument("--pairs", metavar="FILE.tsv",
                         help="seq2seq --task pairs only: one 'source<TAB>target' a line")
     parser.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: Tiny "
                         "Shakespeare); with --dataset wikitext2 a folder of split files "
-                        "(default: the Hugging Face hub, needs the datasets package)")
+                        "(default: the Hugging Face hub, needs the datasets package); with "
+                        "--arch bert --task classify the labelled TSV file")
     parser.add_argument("--dataset", choices=("shakespeare", "wikitext2"), default="shakespeare",
                         help="shakespeare: one text file, first 90%% train, last 10%% "
                         "validation; wikitext2: whole split files (default shakespeare)")
@@ -118,7 +125,9 @@ def build_parser():
     parser.add_argument("--rnn-layers", type=int, default=None, metavar="N",
                         help=f"charrnn only: LSTM layers (default {rnn.rnn_layers})")
     parser.add_argument("--init-from", default=None, metavar="HF_DIR",
-                        help="gpt only: fine-tune a Hugging Face GPT-2 or Llama checkpoint folder "
+                        help="gpt: fine-tune a Hugging Face GPT-2 or Llama checkpoint folder; "
+                        "bert --task classify: start from a Hugging Face BERT checkpoint folder; "
+                        "seq2seq --task pairs: fine-tune a Hugging Face T5 checkpoint folder "
                         "(model, config and tokenizer from there; the model flags do not apply); "
                         "hf://REPO_ID downloads one")
     parser.add_argument("--prompt", default=None,
@@ -139,7 +148,8 @@ def build_parser():
                         help=f"seq2seq only: beam width of the exact match (default "
                         f"{seq2seq.beam_width})")
     parser.add_argument("--val-batches", type=int, default=None, metavar="N",
-                        help=f"bert only: validation batches (default {bert.val_batches})")
+                        help=f"bert --task pretrain only: validation batches (default "
+                        f"{bert.val_batches})")
     parser.add_argument("--export", action="store_true",
                         help="gpt only: after training, export a SavedModel with 'generate' and "
                         "'logits' signatures (python -m keras_transformer.export does it later)")
@@ -213,6 +223,19 @@ def _check_arch_flags(args, overrides, job_flags):
                 "only to " + " and ".join("--arch " + owner for owner in owners))
 
 
+def _check_task_flags(args):
+    """Refuse `--task classify` without `--arch bert`, and flags its task does not use."""
+    if args.task != "classify":
+        return
+    if args.arch != "bert":
+        _refuse(["--task classify"], args.arch, "only to --arch bert")
+    if args.val_batches is not None:
+        from keras_transformer.errors import UserInputError
+
+        raise UserInputError("--val-batches applies to --task pretrain; --task classify "
+                             "validates on its held-out 10% of the file")
+
+
 def settings_from_args(args):
     """Turn parsed flags into `TrainSettings` (unset flags take the arch's defaults).
 
@@ -229,13 +252,14 @@ def settings_from_args(args):
     }
     job_flags = _job_flags(args)
     _check_arch_flags(args, overrides, job_flags)
+    _check_task_flags(args)
     # --vocab-size asks the tokenizer for a vocabulary (bpe); the model's
     # vocab_size always follows the tokenizer's.
     vocab_size = overrides.pop("vocab_size", None)
     if vocab_size is not None and args.tokenizer == "char":
         print("note: --vocab-size is ignored with --tokenizer char (the vocabulary is the "
               "text's characters)")
-    if args.init_from is not None and args.arch == "gpt":
+    if args.init_from is not None:  # (the archs without --init-from refused it above)
         from keras_transformer.errors import UserInputError
         from keras_transformer.pretrained import read_hf_config
         from keras_transformer.pretrained.hub import resolve_checkpoint
@@ -280,7 +304,7 @@ def settings_from_args(args):
 def _summary(metrics):
     """The last line `train.py` prints."""
     line = f"Finished: val_loss {metrics['val_loss']:.4f}"
-    if metrics.get("tokenizer") == "bpe":
+    if metrics.get("tokenizer") == "bpe" and "val_loss_per_char" in metrics:  # a language model
         line += (f" nats/token ({metrics['val_loss_per_char']:.4f} nats/char, "
                  f"{metrics['val_bpc']:.3f} bits/char)")
     elif "val_bpc" in metrics:
@@ -292,6 +316,10 @@ def _summary(metrics):
         line += (f", masked-token accuracy {metrics['masked_token_accuracy']:.3f} (unigram "
                  f"{metrics['unigram_baseline_accuracy']:.3f}), sentence-pair accuracy "
                  f"{metrics['sentence_pair_accuracy']:.3f}")
+    if "macro_f1" in metrics:
+        line += (f", accuracy {metrics['accuracy']:.4f} (majority class "
+                 f"{metrics['majority_baseline_accuracy']:.4f}), macro-F1 "
+                 f"{metrics['macro_f1']:.4f} on {metrics['eval_examples']} held-out examples")
     if "exact_match_greedy" in metrics:
         line += (f", exact match greedy {metrics['exact_match_greedy']:.4f}, beam "
                  f"{metrics['beam_width']} {metrics['exact_match_beam']:.4f}")

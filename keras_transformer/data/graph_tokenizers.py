@@ -2,10 +2,11 @@
 
 `graph_tokenizer(tokenizer)` turns a Python tokenizer (`CharTokenizer`, a
 SentencePiece tokenizer with `kind == "bpe"` and its serialized model in
-`proto`, or a Hugging Face `ByteLevelBPETokenizer`) into a `tf.Module` whose
+`proto`, or a Hugging Face `ByteLevelBPETokenizer`, `WordPieceTokenizer` or
+`T5SentencePieceTokenizer`) into a `tf.Module` whose
 `encode` and `decode` are TensorFlow ops giving the same ids and text as the
 Python `encode` and `decode`. A SavedModel that holds one needs only
-`tensorflow` (and `tensorflow_text` for SentencePiece) to
+`tensorflow` (and `tensorflow_text` for SentencePiece and WordPiece) to
 turn strings into ids and back.
 
 - char: `tf.strings.unicode_split` into code points (Python's characters)
@@ -20,7 +21,15 @@ turn strings into ids and back.
   TensorFlow ops the Python tokenizer runs (keras-hub's `BytePairTokenizer`
   with Hugging Face's pre-tokenization), its lookup tables and BPE cache
   tracked by the module so that the SavedModel keeps them.
+- wordpiece, t5_sentencepiece: `hf_wordpiece.WordPieceGraphTokenizer` and
+  `hf_sentencepiece.T5SentencePieceGraphTokenizer`, likewise the Python
+  tokenizer's own layer (BERT's normalization and `tensorflow_text`'s
+  `FastWordpieceTokenizer`; T5's normalization and `tensorflow_text`'s
+  SentencePiece op), its tables and model tracked by the module. A T5
+  twin adds no `</s>`, as `encode(text)`.
 """
+
+import importlib
 
 import numpy as np
 import tensorflow as tf
@@ -111,6 +120,15 @@ def _probe_text(tokenizer):
     return tokenizer.decode(np.arange(4, min(tokenizer.vocab_size, 300), dtype=np.int32))
 
 
+# The graph twins of the Hugging Face tokenizers: (module, class) by kind.
+HF_GRAPH_TOKENIZERS = {
+    "byte_level_bpe": ("keras_transformer.data.hf_tokenizers", "ByteLevelBPEGraphTokenizer"),
+    "wordpiece": ("keras_transformer.data.hf_wordpiece", "WordPieceGraphTokenizer"),
+    "t5_sentencepiece": ("keras_transformer.data.hf_sentencepiece",
+                         "T5SentencePieceGraphTokenizer"),
+}
+
+
 def graph_tokenizer(tokenizer, vocab_size=None):
     """The graph-op twin of `tokenizer` (dispatching on `tokenizer.kind`).
 
@@ -125,10 +143,9 @@ def graph_tokenizer(tokenizer, vocab_size=None):
         twin = CharGraphTokenizer(tokenizer, vocab_size)
     elif kind == "bpe":
         twin = SentencePieceGraphTokenizer(tokenizer)
-    elif kind == "byte_level_bpe":
-        from keras_transformer.data.hf_tokenizers import graph_module
-
-        twin = graph_module(tokenizer, vocab_size)
+    elif kind in HF_GRAPH_TOKENIZERS:
+        module, name = HF_GRAPH_TOKENIZERS[kind]
+        twin = getattr(importlib.import_module(module), name)(tokenizer, vocab_size)
     else:
         raise UserInputError(f"cannot put a {kind!r} tokenizer into a TensorFlow graph")
     probe = _probe_text(tokenizer)

@@ -48,17 +48,31 @@ GPT-2's or Llama 3's regex) and a final `ByteLevel`; the `ByteLevel` decoder;
 added tokens without `lstrip`, `rstrip` or `single_word`.
 """
 
+import functools
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.data import hf_files
+from keras_transformer.data.hf_base import (
+    ExactLayerMixin,
+    HuggingFaceGraphTokenizer,
+    HuggingFaceTokenizer,
+)
+from keras_transformer.data.hf_ops import (
+    CUT,
+    literal_pattern,
+    regex_pieces,
+    static_table,
+    subset_rows,
+    valid_utf8,
+)
 from keras_transformer.errors import UserInputError
 
 KIND = "byte_level_bpe"
-VOCAB_FILE, MERGES_FILE, TOKENIZER_FILE = "vocab.json", "merges.txt", "tokenizer.json"
-CONFIG_FILE, SPECIAL_TOKENS_FILE = "tokenizer_config.json", "special_tokens_map.json"
+VOCAB_FILE, MERGES_FILE = "vocab.json", "merges.txt"
 GPT2_END_OF_TEXT = "<|endoftext|>"
 ROLES = ("bos", "eos", "pad", "unk")
 
@@ -84,7 +98,6 @@ _NUMBER = (
     r"\p{N}\x{10d40}-\x{10d49}\x{116d0}-\x{116e3}\x{11bf0}-\x{11bf9}\x{16130}-\x{16139}"
     r"\x{16d70}-\x{16d79}\x{1ccf0}-\x{1ccf9}\x{1e5f1}-\x{1e5fa}"
 )
-_CUT = b"\xff"  # never in UTF-8 text: marks where a white-space run is cut
 
 # Each supported regex: (RE2 pattern without the look-ahead, where white-space runs are cut).
 # A run of 2+ spaces before a non-space is cut before its last character, except (Llama 3)
@@ -127,36 +140,9 @@ def byte_characters():
     return [chars[byte] for byte in range(256)]
 
 
-def _literal_pattern(strings):
-    """An RE2 pattern matching any of `strings`, the longest one first at each position."""
-    def escape(text):
-        return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
-
-    return "|".join(escape(s) for s in sorted(strings, key=lambda s: (-len(s), s)))
-
-
 # ---------------------------------------------------------------------------------------
 # Reading and checking the Hugging Face files
 # ---------------------------------------------------------------------------------------
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise UserInputError(
-            f"{path} is not valid JSON ({error.msg}, line {error.lineno})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserInputError(f"cannot read {path}: {error}") from None
-
-
-def _token_content(value):
-    """The text of a special token given as a string or an `AddedToken` dict (or None)."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) and value else None
 
 
 def _check_pre_tokenizer(spec):
@@ -231,75 +217,17 @@ def _check_model(model):
     return vocab, pairs, bool(model.get("ignore_merges", False))
 
 
-def _check_added_tokens(added):
-    tokens = []
-    for token in added or ():
-        if not isinstance(token, dict) or not isinstance(token.get("content"), str):
-            raise UserInputError(f"bad added token {token!r}")
-        for flag in ("lstrip", "rstrip", "single_word"):
-            if token.get(flag):
-                raise UserInputError(
-                    f"the added token {token['content']!r} uses {flag}, which is not supported"
-                )
-        try:
-            token_id = int(token["id"])
-        except (KeyError, TypeError, ValueError):
-            raise UserInputError(f"the added token {token['content']!r} has no id") from None
-        tokens.append({"id": token_id, "content": token["content"],
-                       "special": bool(token.get("special", False)),
-                       "normalized": bool(token.get("normalized", False))})
-    return tokens
-
-
-def _read_config(folder):
-    """Special-token roles and flags from tokenizer_config.json / special_tokens_map.json."""
-    config_path = os.path.join(folder, CONFIG_FILE)
-    config = _read_json(config_path) if os.path.isfile(config_path) else {}
-    map_path = os.path.join(folder, SPECIAL_TOKENS_FILE)
-    special_map = _read_json(map_path) if os.path.isfile(map_path) else {}
-    if not isinstance(config, dict) or not isinstance(special_map, dict):
-        raise UserInputError(f"{folder}: {CONFIG_FILE} and {SPECIAL_TOKENS_FILE} must be objects")
-    roles = {}
-    for role in ROLES:
-        key = f"{role}_token"
-        roles[role] = _token_content(config.get(key)) or _token_content(special_map.get(key))
-    added = []
-    for token_id, token in (config.get("added_tokens_decoder") or {}).items():
-        if isinstance(token, dict):
-            added.append({**token, "id": token_id})
-    return config, roles, _check_added_tokens(added)
-
-
 # ---------------------------------------------------------------------------------------
 # The TensorFlow side: keras-hub's BytePairTokenizer with exact pre-tokenization
 # ---------------------------------------------------------------------------------------
 
 
-def _subset_rows(mask, parts):
-    """Rows `[n, (m)]`: `parts` (one row per True of `mask`) at `mask`, empty rows elsewhere."""
-    lengths = tf.scatter_nd(
-        tf.where(mask), parts.row_lengths(), tf.shape(mask, out_type=tf.int64)
-    )
-    return tf.RaggedTensor.from_row_lengths(parts.flat_values, lengths, validate=False)
-
-
-def _regex_pieces(strings, pattern):
-    """Ragged `[n, (pieces)]`: `strings` cut before and after every match of `pattern`.
-
-    The matches and the text between them are kept, empty pieces dropped.
-    (`tensorflow_text.regex_split` would do, but it cuts a string short at a
-    NUL character; `tf.strings.regex_replace` does not.)
-    """
-    marked = tf.strings.regex_replace(strings, f"({pattern})", _CUT + b"\\1" + _CUT)
-    parts = tf.strings.split(marked, sep=_CUT)
-    return tf.ragged.boolean_mask(parts, parts != "")
-
-
-def _make_layer_class():
+@functools.cache
+def _layer_class():
     """`ExactBytePairLayer`, defined on first use (keras-hub is imported only then)."""
     import keras_hub
 
-    class ExactBytePairLayer(keras_hub.tokenizers.BytePairTokenizer):
+    class ExactBytePairLayer(ExactLayerMixin, keras_hub.tokenizers.BytePairTokenizer):
         """keras-hub's `BytePairTokenizer` with the pre-tokenization of Hugging Face's.
 
         keras-hub's own splitting approximates GPT-2's regex (inserting a
@@ -325,21 +253,10 @@ def _make_layer_class():
             self._steps = list(steps)
             self._ignore_merges = bool(ignore_merges)
             later = sorted(set(added) - set(first_added))
-            self._added_patterns = [_literal_pattern(g) for g in (sorted(first_added), later) if g]
-            self.added_table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(list(added) or [""], tf.string),
-                    tf.constant(list(added.values()) or [-1], tf.int32),
-                ),
-                default_value=-1,
-            )
-            ids = sorted(id_bytes)
-            self.id_bytes_table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(ids, tf.int32), tf.constant([id_bytes[i] for i in ids], tf.string)
-                ),
-                default_value=b"",
-            )
+            self._added_patterns = [literal_pattern(g) for g in (sorted(first_added), later) if g]
+            self.added_table = static_table(added, tf.string, tf.int32, -1)
+            self.id_bytes_table = static_table({i: id_bytes[i] for i in sorted(id_bytes)},
+                                               tf.int32, tf.string, b"")
 
         @property
         def resources(self):
@@ -358,9 +275,9 @@ def _make_layer_class():
             kept = tf.RaggedTensor.from_row_lengths(
                 tf.boolean_mask(flat, flags), tf.cast(flags, tf.int64), validate=False
             )
-            combined = tf.concat([_subset_rows(free, parts), kept], axis=1)
+            combined = tf.concat([subset_rows(free, parts), kept], axis=1)
             combined_flags = tf.concat(
-                [_subset_rows(free, part_flags), tf.ones_like(kept, tf.bool)], axis=1
+                [subset_rows(free, part_flags), tf.ones_like(kept, tf.bool)], axis=1
             )
             return (pieces.with_flat_values(combined).merge_dims(1, 2),
                     added.with_flat_values(combined_flags).merge_dims(1, 2))
@@ -368,7 +285,7 @@ def _make_layer_class():
         @staticmethod
         def _digits(pattern):
             def split(strings):
-                parts = _regex_pieces(strings, pattern)
+                parts = regex_pieces(strings, pattern)
                 return parts, tf.zeros_like(parts, tf.bool)
 
             return split
@@ -376,7 +293,7 @@ def _make_layer_class():
         @staticmethod
         def _added_pieces(pattern):
             def split(strings):
-                parts = _regex_pieces(strings, pattern)
+                parts = regex_pieces(strings, pattern)
                 return parts, tf.ragged.map_flat_values(tf.strings.regex_full_match, parts, pattern)
 
             return split
@@ -386,9 +303,9 @@ def _make_layer_class():
             pattern, cut = _REGEXES[regex]
 
             def split(strings):
-                marked = tf.strings.regex_replace(strings, cut, b"\\1" + _CUT + b"\\2\\3")
-                chunks = tf.strings.split(marked, sep=_CUT)
-                parts = chunks.with_flat_values(_regex_pieces(chunks.flat_values, pattern))
+                marked = tf.strings.regex_replace(strings, cut, b"\\1" + CUT + b"\\2\\3")
+                chunks = tf.strings.split(marked, sep=CUT)
+                parts = chunks.with_flat_values(regex_pieces(chunks.flat_values, pattern))
                 parts = parts.merge_dims(1, 2)
                 return parts, tf.zeros_like(parts, tf.bool)
 
@@ -446,26 +363,19 @@ def _make_layer_class():
                 self.token_to_id_map.lookup, tf.strings.split(merged, sep=" ")
             )
 
-        def tokenize(self, inputs):
-            """int32 ids: `[None]` for a string, ragged `[batch, None]` for strings `[batch]`."""
-            with tf.device("cpu"):
-                text = tf.convert_to_tensor(inputs, tf.string)
-                scalar = text.shape.rank == 0
-                text = tf.strings.unicode_transcode(
-                    tf.reshape(text, [-1]), "UTF-8", "UTF-8", errors="replace",
-                    replacement_char=0xFFFD,
-                )
-                pieces, added = self.pre_tokenize(text)
-                flat, flags = pieces.flat_values, added.flat_values
-                free = tf.logical_not(flags)
-                bpe = _subset_rows(free, self._bpe_ids(tf.boolean_mask(flat, free)))
-                special = tf.RaggedTensor.from_row_lengths(
-                    self.added_table.lookup(tf.boolean_mask(flat, flags)),
-                    tf.cast(flags, tf.int64), validate=False,
-                )
-                ids = pieces.with_flat_values(tf.concat([bpe, special], axis=1)).merge_dims(1, 2)
-                return ids[0] if scalar else ids
+        def _tokenize_valid(self, text):
+            """int32 ids `[n, (ids)]` of valid UTF-8 strings `[n]` (`tokenize` is the mixin's)."""
+            pieces, added = self.pre_tokenize(text)
+            flat, flags = pieces.flat_values, added.flat_values
+            free = tf.logical_not(flags)
+            bpe = subset_rows(free, self._bpe_ids(tf.boolean_mask(flat, free)))
+            special = tf.RaggedTensor.from_row_lengths(
+                self.added_table.lookup(tf.boolean_mask(flat, flags)),
+                tf.cast(flags, tf.int64), validate=False,
+            )
+            return pieces.with_flat_values(tf.concat([bpe, special], axis=1)).merge_dims(1, 2)
 
+        @tf.autograph.experimental.do_not_convert
         def detokenize(self, inputs):
             """Text (UTF-8, invalid bytes replaced by U+FFFD) of int ids `[batch, time]`."""
             with tf.device("cpu"):
@@ -475,21 +385,9 @@ def _make_layer_class():
                     pieces = tf.ragged.map_flat_values(self.id_bytes_table.lookup, ids)
                 else:
                     pieces = self.id_bytes_table.lookup(ids)
-                return tf.strings.unicode_transcode(
-                    tf.strings.reduce_join(pieces, axis=-1), "UTF-8", "UTF-8",
-                    errors="replace", replacement_char=0xFFFD,
-                )
+                return valid_utf8(tf.strings.reduce_join(pieces, axis=-1))
 
     return ExactBytePairLayer
-
-
-_CLASSES = {}
-
-
-def _layer_class():
-    if "layer" not in _CLASSES:
-        _CLASSES["layer"] = _make_layer_class()
-    return _CLASSES["layer"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -497,7 +395,7 @@ def _layer_class():
 # ---------------------------------------------------------------------------------------
 
 
-class ByteLevelBPETokenizer:
+class ByteLevelBPETokenizer(HuggingFaceTokenizer):
     """A Hugging Face byte-level BPE tokenizer (GPT-2, Llama 3, SmolLM) with the same ids.
 
     Build one with `from_directory` (a folder with `tokenizer.json`, or
@@ -552,10 +450,14 @@ class ByteLevelBPETokenizer:
     """
 
     kind = KIND
+    roles = ROLES
+    other_files = (VOCAB_FILE, MERGES_FILE)
+    normalized_added_tokens = True
 
     def __init__(self, vocabulary, merges, added_tokens=(), pre_tokenizer=None,
                  ignore_merges=False, bos_token=None, eos_token=None, pad_token=None,
                  unk_token=None, add_bos_token=False, post_processor=None):
+        super().__init__()
         self.pre_tokenizer = dict(pre_tokenizer or GPT2_PRE_TOKENIZER)
         self.post_processor = post_processor
         self._steps = _check_pre_tokenizer(self.pre_tokenizer)
@@ -563,12 +465,10 @@ class ByteLevelBPETokenizer:
         self.merges = self._checked_merges(merges)
         self.ignore_merges = bool(ignore_merges)
         self.added_tokens = self._with_roles(
-            _check_added_tokens(added_tokens),
+            hf_files.check_added_tokens(added_tokens),
             {"bos": bos_token, "eos": eos_token, "pad": pad_token, "unk": unk_token},
         )
         self.add_bos_token = bool(add_bos_token)
-        self._layer = None
-        self._encode_fn = None
         self._id_bytes = None
 
     # -- construction --------------------------------------------------------------------
@@ -606,76 +506,34 @@ class ByteLevelBPETokenizer:
         last_rank = {pair: rank for rank, pair in enumerate(pairs)}
         return [pair for rank, pair in enumerate(pairs) if last_rank[pair] == rank]
 
-    def _with_roles(self, added, roles):
-        """`added` plus the role tokens, and the role attributes set."""
-        by_id = {}
-        for token in added:
-            if by_id.get(token["id"], token)["content"] != token["content"]:
-                raise UserInputError(f"two added tokens have the id {token['id']}")
-            by_id[token["id"]] = token
-        next_id = max([*self.vocabulary.values(), *by_id]) + 1
-        for role in ROLES:
-            content = roles[role]
-            setattr(self, f"{role}_token", content)
-            setattr(self, f"{role}_id", None)
-            if content is None:
-                continue
-            known = [i for i, t in by_id.items() if t["content"] == content]
-            token_id = known[0] if known else self.vocabulary.get(content)
-            if token_id is None:
-                token_id, next_id = next_id, next_id + 1
-            if not known:
-                by_id[token_id] = {"id": token_id, "content": content, "special": True,
-                                   "normalized": False}
-            setattr(self, f"{role}_id", token_id)
-        return [by_id[i] for i in sorted(by_id)]
+    def _model_ids(self):
+        return self.vocabulary.values()
 
-    @classmethod
-    def from_file(cls, path):
-        """The tokenizer of a Hugging Face `tokenizer.json` (special tokens from its folder).
+    def _model_tokens(self):
+        return {i: t for t, i in self.vocabulary.items()}
 
-        Args:
-            path: the `tokenizer.json`; `tokenizer_config.json` and
-                `special_tokens_map.json` beside it give the bos/eos/pad/unk
-                roles.
-
-        Raises:
-            UserInputError: a missing or corrupt file, or a tokenizer this
-                class cannot reproduce (the message names what).
-        """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise UserInputError(f"tokenizer file not found: {path}")
-        spec = _read_json(path)
-        if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
-            raise UserInputError(f"{path} is not a Hugging Face tokenizer.json (no model)")
-        try:
-            return cls._from_spec(spec, os.path.dirname(path))
-        except UserInputError as error:
-            raise UserInputError(f"{path}: {error}") from None
+    def _token_id(self, content):
+        return self.vocabulary.get(content)
 
     @classmethod
     def _from_spec(cls, spec, folder):
         normalizer = spec.get("normalizer")
         if normalizer and not (isinstance(normalizer, dict) and normalizer.get("type") == "Sequence"
                                and not normalizer.get("normalizers")):
-            kind = normalizer.get("type") if isinstance(normalizer, dict) else normalizer
-            raise UserInputError(f"the {kind} normalizer is not supported")
-        decoder = spec.get("decoder")
-        kind = decoder.get("type") if isinstance(decoder, dict) else decoder
+            raise UserInputError(f"the {hf_files.kind_of(normalizer)} normalizer is not supported")
+        kind = hf_files.kind_of(spec.get("decoder"))
         if kind != "ByteLevel":
             raise UserInputError(f"the {kind} decoder is not supported (only ByteLevel)")
         vocab, merges, ignore_merges = _check_model(spec["model"])
-        config, roles, config_added = _read_config(folder)
-        added = _check_added_tokens(spec.get("added_tokens"))
-        known = {token["id"] for token in added}
-        added += [token for token in config_added if token["id"] not in known]
+        config, special_map = hf_files.read_configs(folder)
+        added = hf_files.merged_added_tokens(spec.get("added_tokens"),
+                                             hf_files.config_added_tokens(config))
         add_bos = config.get("add_bos_token")
         if add_bos is None:
             add_bos = _template_starts_with_special(spec.get("post_processor"))
         return cls(vocab, merges, added, spec.get("pre_tokenizer"), ignore_merges,
                    add_bos_token=bool(add_bos), post_processor=spec.get("post_processor"),
-                   **{f"{r}_token": roles[r] for r in ROLES})
+                   **cls._role_arguments(cls._roles_of(config, special_map)))
 
     @classmethod
     def from_vocab_and_merges(cls, folder):
@@ -690,7 +548,7 @@ class ByteLevelBPETokenizer:
         for required in (vocab_path, merges_path):
             if not os.path.isfile(required):
                 raise UserInputError(f"tokenizer file not found: {required}")
-        vocab = _read_json(vocab_path)
+        vocab = hf_files.read_json(vocab_path)
         if not isinstance(vocab, dict):
             raise UserInputError(f"{vocab_path} must map tokens to ids")
         try:
@@ -700,8 +558,9 @@ class ByteLevelBPETokenizer:
             raise UserInputError(f"cannot read {merges_path}: {error}") from None
         merges = [line for line in lines[1 if lines[0].startswith("#version") else 0:]
                   if line.strip()]
-        config, roles, added = _read_config(folder)
-        if not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
+        config, special_map = hf_files.read_configs(folder)
+        roles, added = cls._roles_of(config, special_map), hf_files.config_added_tokens(config)
+        if not os.path.isfile(os.path.join(folder, hf_files.CONFIG_FILE)):
             defaults = GPT2_END_OF_TEXT if GPT2_END_OF_TEXT in vocab else None
             roles = {role: roles[role] or (defaults if role != "pad" else None) for role in ROLES}
         pre_tokenizer = dict(GPT2_PRE_TOKENIZER,
@@ -709,62 +568,13 @@ class ByteLevelBPETokenizer:
         try:
             return cls(vocab, merges, added, pre_tokenizer,
                        add_bos_token=bool(config.get("add_bos_token", False)),
-                       **{f"{r}_token": roles[r] for r in ROLES})
+                       **cls._role_arguments(roles))
         except UserInputError as error:
             raise UserInputError(f"{folder}: {error}") from None
 
-    @classmethod
-    def from_directory(cls, folder):
-        """The tokenizer of a Hugging Face folder: `tokenizer.json`, else `vocab.json` + `merges.txt`.
-
-        Args:
-            folder: a checkpoint or tokenizer folder.
-
-        Raises:
-            UserInputError: neither is there, a file is corrupt, or the
-                tokenizer is of a kind this class cannot reproduce.
-
-        Example:
-
-        >>> ByteLevelBPETokenizer.from_directory("checkpoints/SmolLM-135M").eos_token
-        '<|endoftext|>'
-        """
-        folder = os.fspath(folder)
-        if not os.path.isdir(folder):
-            raise UserInputError(f"tokenizer folder not found: {folder}")
-        if os.path.isfile(os.path.join(folder, TOKENIZER_FILE)):
-            return cls.from_file(os.path.join(folder, TOKENIZER_FILE))
-        if os.path.isfile(os.path.join(folder, VOCAB_FILE)):
-            return cls.from_vocab_and_merges(folder)
-        raise UserInputError(
-            f"no tokenizer in {folder}: expected {TOKENIZER_FILE}, or {VOCAB_FILE} and {MERGES_FILE}"
-        )
+    _from_other_files = from_vocab_and_merges
 
     # -- the tokenizer interface ---------------------------------------------------------
-
-    @property
-    def vocab_size(self):
-        """Number of ids: the largest id (vocabulary or added token) + 1."""
-        return max([*self.vocabulary.values(), *(t["id"] for t in self.added_tokens)]) + 1
-
-    @property
-    def ordinary_ids(self):
-        """`(first, last)`: the range of the BPE vocabulary's ids (what text encodes to)."""
-        added = {t["id"] for t in self.added_tokens}
-        ids = [i for i in self.vocabulary.values() if i not in added]
-        return min(ids), max(ids)
-
-    @property
-    def specials(self):
-        """The contents of the special added tokens, by id."""
-        return [t["content"] for t in self.added_tokens if t["special"]]
-
-    def special_id(self, name):
-        """The id of the added token `name` (e.g. `"<|endoftext|>"`)."""
-        for token in self.added_tokens:
-            if token["content"] == name:
-                return token["id"]
-        raise UserInputError(f"the tokenizer has no special token {name!r}")
 
     def _id_to_bytes(self):
         """`{id: bytes}` as `tokenizers`' ByteLevel decoder turns each token into bytes.
@@ -774,8 +584,7 @@ class ByteLevelBPETokenizer:
         """
         if self._id_bytes is None:
             byte_of = {c: bytes([b]) for b, c in enumerate(byte_characters())}
-            tokens = {i: t for t, i in self.vocabulary.items()}
-            tokens.update({t["id"]: t["content"] for t in self.added_tokens})
+            tokens = self._id_to_token()
             self._id_bytes = {
                 i: (b"".join(byte_of[c] for c in token)
                     if all(c in byte_of for c in token) else token.encode("utf-8"))
@@ -803,26 +612,7 @@ class ByteLevelBPETokenizer:
         """
         if sampling:
             raise UserInputError("a byte-level BPE tokenizer has no sampling (BPE-dropout)")
-        if self._layer is None:
-            self._layer = self.make_layer()
-        return self._layer
-
-    def encode_batch(self, texts):
-        """Ids of each of `texts` (a list of strings), as int32 numpy arrays."""
-        if self._encode_fn is None:
-            layer = self.tf_tokenizer()
-            self._encode_fn = tf.function(
-                layer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)]
-            )
-        if not texts:
-            return []
-        ids = self._encode_fn(tf.constant([t.encode("utf-8", "replace") for t in texts]))
-        values, splits = ids.flat_values.numpy(), ids.row_splits.numpy()
-        return [values[a:b] for a, b in zip(splits[:-1], splits[1:], strict=True)]
-
-    def encode(self, text):
-        """Ids of `text` as an int32 numpy array (no bos/eos added)."""
-        return self.encode_batch([text])[0]
+        return self._cached_layer()
 
     def decode(self, ids, skip_special_tokens=False):
         """Text of `ids`, as `tokenizers`' `decode` (invalid UTF-8 becomes U+FFFD).
@@ -831,8 +621,7 @@ class ByteLevelBPETokenizer:
             ids: integer ids; ids outside the vocabulary decode to nothing.
             skip_special_tokens: leave out the special added tokens.
         """
-        id_bytes = self._id_to_bytes()
-        skip = {t["id"] for t in self.added_tokens if t["special"]} if skip_special_tokens else ()
+        id_bytes, skip = self._id_to_bytes(), self._skipped_ids(skip_special_tokens)
         pieces = [id_bytes.get(i, b"") for i in np.asarray(ids).reshape(-1).tolist()
                   if i not in skip]
         return b"".join(pieces).decode("utf-8", "replace")
@@ -862,15 +651,10 @@ class ByteLevelBPETokenizer:
         `AutoTokenizer` read the pair back.
         """
         path = os.fspath(path)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_json(), handle, ensure_ascii=False)
-        config = {"tokenizer_class": "PreTrainedTokenizerFast",
-                  "add_bos_token": self.add_bos_token}
-        config.update({f"{r}_token": getattr(self, f"{r}_token") for r in ROLES
-                       if getattr(self, f"{r}_token") is not None})
-        with open(os.path.join(os.path.dirname(path), CONFIG_FILE), "w",
-                  encoding="utf-8") as handle:
-            json.dump(config, handle, ensure_ascii=False, indent=2)
+        hf_files.write_json(path, self.to_json())
+        self._write_config(os.path.dirname(path), {"tokenizer_class": "PreTrainedTokenizerFast",
+                                                   "add_bos_token": self.add_bos_token},
+                           added_tokens_decoder=False)
 
 
 def _template_starts_with_special(post_processor):
@@ -888,51 +672,13 @@ def is_hf_tokenizer_json(spec):
     return isinstance(spec, dict) and "kind" not in spec and isinstance(spec.get("model"), dict)
 
 
-class _Untracked:
-    """Holds `value` without TensorFlow tracking it (a plain object, not a Trackable)."""
-
-    def __init__(self, value):
-        self.value = value
-
-
-class ByteLevelBPEGraphTokenizer(tf.Module):
+class ByteLevelBPEGraphTokenizer(HuggingFaceGraphTokenizer):
     """A `ByteLevelBPETokenizer` as graph ops that a SavedModel can hold.
 
-    keras-hub's layers do not let a SavedModel track their lookup tables and
-    BPE cache (keras-hub#2015: "Tried to export a function which references
-    an 'untracked' resource"); this module owns a fresh layer (its own,
-    empty cache) and tracks every table the layer uses, so
-    `tf.saved_model.save` works and the reloaded model needs only
-    `tensorflow`.
+    See `HuggingFaceGraphTokenizer`: the module owns a fresh layer (its own,
+    empty BPE cache) and tracks every table the layer uses; the reloaded
+    model needs only `tensorflow`.
 
-    Args:
-        tokenizer: a `ByteLevelBPETokenizer`.
-        vocab_size: ids the model can produce (unused: ids without a token
-            decode to nothing anyway).
-
-    Example:
-
-    >>> module = ByteLevelBPEGraphTokenizer(tokenizer)
-    >>> module.encode(tf.constant(["Hello world"]))
+    >>> ByteLevelBPEGraphTokenizer(tokenizer).encode(tf.constant(["Hello world"]))
     <tf.RaggedTensor [[15496, 995]]>
     """
-
-    def __init__(self, tokenizer, vocab_size=None, name="byte_level_bpe_tokenizer"):
-        super().__init__(name=name)
-        del vocab_size
-        layer = tokenizer.make_layer()
-        self._holder = _Untracked(layer)  # the SavedModel keeps the layer's tables, not the layer
-        self.tables = list(layer.resources)
-
-    def encode(self, text):
-        """int32 ids (ragged `[batch, None]`) of a batch of strings `[batch]`."""
-        return self._holder.value.tokenize(text)
-
-    def decode(self, ids):
-        """One string per row of int `ids` (`[batch, time]`)."""
-        return self._holder.value.detokenize(ids)
-
-
-def graph_module(tokenizer, vocab_size=None):
-    """The `ByteLevelBPEGraphTokenizer` of `tokenizer` (what `graph_tokenizer` returns)."""
-    return ByteLevelBPEGraphTokenizer(tokenizer, vocab_size)

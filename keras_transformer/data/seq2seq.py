@@ -170,19 +170,57 @@ def _encode(tokenizer, text):
     return ids
 
 
+def is_t5_tokenizer(tokenizer):
+    """Whether `tokenizer` is a Hugging Face T5's (`load_tokenizer` of a T5 folder)."""
+    return getattr(tokenizer, "kind", None) == "t5_sentencepiece"
+
+
+def pair_special_ids(tokenizer, decoder_start_id=None):
+    """`(start_id, end_id, pad_id)` of an encoder-decoder using `tokenizer`.
+
+    A run's tokenizer has `<s>` (the decoder's start) and `</s>`, and id 0 is
+    padding that is never generated (`pad_id` 0). A T5 tokenizer has no
+    `<s>`: the decoder starts with `decoder_start_id` (`None`: the pad id 0,
+    T5's `decoder_start_token_id`), `</s>` ends every source and target, and
+    `pad_id` is `None`: id 0 is the start token, so no id is banned.
+    """
+    if is_t5_tokenizer(tokenizer):
+        start = tokenizer.pad_id if decoder_start_id is None else decoder_start_id
+        return start, tokenizer.eos_id, None
+    return tokenizer.special_id(BOS), tokenizer.special_id(EOS), 0
+
+
+def encode_source(tokenizer, text):
+    """The encoder ids of `text`: a T5 source ends in `</s>`, a run's has no special."""
+    if is_t5_tokenizer(tokenizer):
+        return list(tokenizer.encode(text, add_eos=True))
+    return _encode(tokenizer, text)
+
+
+def decode_target(tokenizer, ids):
+    """The text of generated ids (T5's special tokens left out)."""
+    if is_t5_tokenizer(tokenizer):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+    return tokenizer.decode(ids)
+
+
 def encode_pairs(pairs, tokenizer, max_len, where="pair"):
     """Padded arrays `(source, decoder_input, decoder_label)` of `pairs`.
 
     The source is padded to its longest row; the decoder arrays, `<s> target`
     and `target </s>`, to the longest target plus one. Both must fit in
-    `max_len`, the model's position table.
+    `max_len`, the model's position table. With a T5 tokenizer the source
+    ends in `</s>` and the decoder starts with the pad id (see
+    `pair_special_ids`).
     """
-    bos, eos = tokenizer.special_id(BOS), tokenizer.special_id(EOS)
+    bos, eos, _ = pair_special_ids(tokenizer)
+    t5 = is_t5_tokenizer(tokenizer)
     sources, targets = [], []
     for number, (source, target) in enumerate(pairs, start=1):
         if not source:
             raise UserInputError(f"{where} {number}: the source is empty")
-        s, t = _encode(tokenizer, source), _encode(tokenizer, target)
+        s = encode_source(tokenizer, source)
+        t = list(tokenizer.encode(target)) if t5 else _encode(tokenizer, target)
         if len(s) > max_len:
             raise UserInputError(
                 f"{where} {number}: the source is {len(s)} tokens, longer than max_len={max_len}"

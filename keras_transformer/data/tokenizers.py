@@ -1,7 +1,9 @@
 """Tokenizers: text <-> integer ids, saved beside the model in a run directory.
 
 `CharTokenizer` lives here; the subword `SentencePieceTokenizer` in `bpe.py`,
-Hugging Face's byte-level BPE (`ByteLevelBPETokenizer`) in `hf_tokenizers.py`.
+Hugging Face's byte-level BPE (`ByteLevelBPETokenizer`) in `hf_tokenizers.py`,
+BERT's WordPiece (`WordPieceTokenizer`) in `hf_wordpiece.py` and T5's
+SentencePiece (`T5SentencePieceTokenizer`) in `hf_sentencepiece.py`.
 """
 
 import json
@@ -109,11 +111,16 @@ def load_tokenizer(path):
 
     Returns a `CharTokenizer` (`"kind": "char"`), a `SentencePieceTokenizer`
     (`"kind": "bpe"`, whose binary model is the file named by `"model"`,
-    beside `path`), or a Hugging Face `ByteLevelBPETokenizer` when `path` is
-    a folder holding GPT-2's `vocab.json` + `merges.txt` or a byte-level BPE
-    `tokenizer.json` (the `tokenizers` format: no `"kind"`, a `"model"`
-    object), or is such a `tokenizer.json` itself; the special tokens come
-    from `tokenizer_config.json` / `special_tokens_map.json` beside it.
+    beside `path`), or a Hugging Face tokenizer when `path` is a folder
+    holding one (or is its `tokenizer.json`, `vocab.txt` or `spiece.model`):
+    a `ByteLevelBPETokenizer` for GPT-2's `vocab.json` + `merges.txt` or a
+    byte-level BPE `tokenizer.json` (the `tokenizers` format: no `"kind"`, a
+    `"model"` object), a `WordPieceTokenizer` (`hf_wordpiece`) for BERT's
+    `vocab.txt` or a WordPiece `tokenizer.json`, a `T5SentencePieceTokenizer`
+    (`hf_sentencepiece`) for T5's `spiece.model` or a Unigram
+    `tokenizer.json`; the special tokens and settings come from
+    `tokenizer_config.json` / `special_tokens_map.json` beside it. A
+    `tokenizer.json` is read before the other files of its folder.
 
     Raises:
         UserInputError: a missing or corrupt file, or a tokenizer of a kind
@@ -125,17 +132,35 @@ def load_tokenizer(path):
     'char'
     >>> load_tokenizer("checkpoints/gpt2").eos_token
     '<|endoftext|>'
+    >>> load_tokenizer("checkpoints/bert-base-uncased").kind
+    'wordpiece'
     """
-    from keras_transformer.data import hf_tokenizers
+    from keras_transformer.data import hf_files, hf_sentencepiece, hf_tokenizers, hf_wordpiece
 
     path = os.fspath(path)
     if os.path.isdir(path):
-        inner = os.path.join(path, hf_tokenizers.TOKENIZER_FILE)
+        inner = os.path.join(path, hf_files.TOKENIZER_FILE)
         if os.path.isfile(inner):
             return load_tokenizer(inner)
-        return hf_tokenizers.ByteLevelBPETokenizer.from_directory(path)
+        if os.path.isfile(os.path.join(path, hf_tokenizers.VOCAB_FILE)):
+            return hf_tokenizers.ByteLevelBPETokenizer.from_directory(path)
+        if os.path.isfile(os.path.join(path, hf_wordpiece.VOCAB_FILE)):
+            return hf_wordpiece.WordPieceTokenizer.from_vocab_txt(path)
+        if os.path.isfile(os.path.join(path, hf_sentencepiece.MODEL_FILE)):
+            return hf_sentencepiece.T5SentencePieceTokenizer.from_model_file(path)
+        raise UserInputError(
+            f"no tokenizer in {path}: expected {hf_files.TOKENIZER_FILE}, "
+            f"{hf_tokenizers.VOCAB_FILE} and {hf_tokenizers.MERGES_FILE} (GPT-2), "
+            f"{hf_wordpiece.VOCAB_FILE} (BERT) or {hf_sentencepiece.MODEL_FILE} (T5)"
+        )
     if not os.path.exists(path):
         raise UserInputError(f"tokenizer file not found: {path}")
+    name = os.path.basename(path)
+    if name == hf_wordpiece.VOCAB_FILE:
+        return hf_wordpiece.WordPieceTokenizer.from_vocab_txt(os.path.dirname(path) or ".")
+    if name == hf_sentencepiece.MODEL_FILE:
+        return hf_sentencepiece.T5SentencePieceTokenizer.from_model_file(
+            os.path.dirname(path) or ".")
     try:
         with open(path, encoding="utf-8") as handle:
             spec = json.load(handle)
@@ -147,6 +172,11 @@ def load_tokenizer(path):
     except (OSError, ValueError):
         raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
     if hf_tokenizers.is_hf_tokenizer_json(spec):
+        model = hf_files.model_type(spec)
+        if model == "WordPiece":
+            return hf_wordpiece.WordPieceTokenizer.from_file(path)
+        if model == "Unigram":
+            return hf_sentencepiece.T5SentencePieceTokenizer.from_file(path)
         return hf_tokenizers.ByteLevelBPETokenizer.from_file(path)
     try:
         kind = spec["kind"]
@@ -158,4 +188,32 @@ def load_tokenizer(path):
         from keras_transformer.data.bpe import SentencePieceTokenizer
 
         return SentencePieceTokenizer.from_spec(spec, path)
+    if kind == HF_FOLDER_KIND:
+        folder = spec.get("folder")
+        if not isinstance(folder, str) or os.path.isabs(folder) or ".." in folder.split("/"):
+            raise UserInputError(f"{path}: 'folder' must name a folder beside it")
+        return load_tokenizer(os.path.join(os.path.dirname(path) or ".", folder))
     raise UserInputError(f"unknown tokenizer kind {kind!r} in {path}")
+
+
+# A run's `tokenizer.json` pointing at a Hugging Face tokenizer folder beside it.
+HF_FOLDER_KIND = "hugging_face_folder"
+FOLDER_TOKENIZERS = ("wordpiece", "t5_sentencepiece")
+
+
+def save_tokenizer(tokenizer, path):
+    """Save `tokenizer` so that `load_tokenizer(path)` reads it back.
+
+    `path` is a run's `tokenizer.json`. Most tokenizers write that file
+    themselves; BERT's WordPiece and T5's SentencePiece tokenizers are Hugging
+    Face folders (`vocab.txt` or `spiece.model`, `tokenizer_config.json`), so
+    they are written into the folder `tokenizer/` beside `path`, and `path`
+    says so (`{"kind": "hugging_face_folder", "folder": "tokenizer"}`).
+    """
+    path = os.fspath(path)
+    if getattr(tokenizer, "kind", None) not in FOLDER_TOKENIZERS:
+        tokenizer.save(path)
+        return
+    tokenizer.save(os.path.join(os.path.dirname(path) or ".", "tokenizer"))
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"kind": HF_FOLDER_KIND, "folder": "tokenizer"}, handle)

@@ -18,6 +18,10 @@ from keras_transformer.layers.feedforward import FeedForward, swiglu_width
 from keras_transformer.layers.heads import LogitBias, Pooler
 from keras_transformer.layers.masking import PaddingMask, attention_mask
 from keras_transformer.layers.normalization import RMSNormalization, make_norm
+from keras_transformer.layers.relative_position import (
+    RelativePositionBias,
+    relative_position_bucket,
+)
 from keras_transformer.layers.rotary import RotaryEmbedding
 
 __all__ = [
@@ -31,11 +35,13 @@ __all__ = [
     "Pooler",
     "PositionalEmbedding",
     "RMSNormalization",
+    "RelativePositionBias",
     "RotaryEmbedding",
     "TransformerBlock",
     "attention_mask",
     "chunked_attention",
     "make_norm",
+    "relative_position_bucket",
     "sinusoidal_positions",
     "swiglu_width",
 ]

@@ -31,14 +31,18 @@ from keras_transformer.layers.rotary import RotaryEmbedding
 ATTENTIONS = ("standard", "chunked")
 
 
-def grouped_attention(query, key, value, mask=None, dropout=None, training=None):
+def grouped_attention(query, key, value, mask=None, dropout=None, training=None, bias=None):
     """Softmax attention where query head `h` uses kv head `h // groups`.
 
     Args:
-        query: `[batch, time, heads, head_dim]`, already scaled by `1/sqrt(head_dim)`.
+        query: `[batch, time, heads, head_dim]`, already scaled by `1/sqrt(head_dim)`
+            (if the attention scales at all).
         key, value: `[batch, source, kv_heads, head_dim]`; `kv_heads` divides `heads`.
         mask: optional bool `[batch or 1, time, source]`, `True` = may attend.
         dropout: optional dropout layer applied to the attention weights.
+        bias: optional float `[batch or 1, heads, time, source]` added to the
+            float32 scores before the mask and the softmax (T5's relative
+            position bias); masked keys stay masked.
 
     Returns:
         `(output [batch, time, heads, head_dim], weights [batch, heads, time, source])`,
@@ -54,6 +58,8 @@ def grouped_attention(query, key, value, mask=None, dropout=None, training=None)
         scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
         scores = ops.reshape(scores, (batch, heads, time, source))
     scores = ops.cast(scores, "float32")
+    if bias is not None:
+        scores = scores + ops.cast(bias, "float32")
     if mask is not None:
         scores = ops.where(mask[:, None], scores, MASKED_SCORE)
     weights = ops.softmax(scores, axis=-1)
@@ -75,6 +81,10 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
     the weight names are the parent's; only the key and value projections
     may have fewer heads (`num_kv_heads`) and `call` is rewritten so that
     each group of `num_heads // num_kv_heads` query heads shares one kv head.
+    T5's options are here too: no `1/sqrt(key_dim)` scaling
+    (`scale_attention=False`), an additive bias on the scores
+    (`attention_bias=`) and keys and values of a fixed context projected
+    once (`project_key_value`, then `key_value=`).
 
     Args:
         num_heads: query heads.
@@ -90,6 +100,8 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             `chunked_attention`). Chunked attention has no dropout and
             cannot return attention scores.
         attention_block_size: key block length of chunked attention.
+        scale_attention: scale the scores by `1/sqrt(key_dim)` (`False`: T5,
+            whose initialisation absorbs the scale).
         **kwargs: the other arguments of `keras.layers.MultiHeadAttention`
             (`dropout`, `use_bias`, `kernel_initializer`, ...).
 
@@ -108,6 +120,13 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             by `attention_mask`, which a cached call needs). The call then
             returns `(output, cache)`.
         cache_index: int scalar, the first slot written.
+        attention_bias: optional float `[batch or 1, heads, time, source]`
+            added to the scores before the softmax (with a cache: `source` is
+            the cache's slots). Not with chunked attention.
+        key_value: optional `(keys, values)` of `project_key_value(value)`:
+            the key and value projections are not run again (cross-attention
+            over an encoder output that stays the same for a whole
+            generation); `value` and `key` are then ignored.
         return_attention_scores: also return `[batch, heads, time, source]`.
         training: enables attention dropout.
 
@@ -128,6 +147,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         rotary_max_wavelength=10000,
         attention="standard",
         attention_block_size=128,
+        scale_attention=True,
         **kwargs,
     ):
         super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
@@ -149,6 +169,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         self.rotary_max_wavelength = rotary_max_wavelength
         self.attention = attention
         self.attention_block_size = attention_block_size
+        self.scale_attention = scale_attention
         self._rotary_layer = (
             RotaryEmbedding(rotary_max_wavelength, dtype=self.dtype_policy, name="rotary")
             if rotary
@@ -204,6 +225,15 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         heads, kv_heads = self._num_heads, self.num_kv_heads
         return ops.split(qkv, [heads, heads + kv_heads], axis=2)
 
+    def project_key_value(self, value, key=None):
+        """`(keys, values)` `[batch, source, kv_heads, key_dim]` of a context, for `key_value=`.
+
+        Cross-attention of a decoder over a fixed encoder output computes these
+        once per generation instead of once per new token.
+        """
+        key = value if key is None else key
+        return self._key_dense(key), self._value_dense(value)
+
     def call(
         self,
         query,
@@ -214,16 +244,24 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         positions=None,
         cache=None,
         cache_index=None,
+        attention_bias=None,
+        key_value=None,
         return_attention_scores=False,
         training=None,
     ):
-        value = query if value is None else value
-        key = value if key is None else key
-        q, k, v = self._project(query, value, key)
+        if key_value is not None:
+            if self.rotary:
+                raise ValueError("precomputed keys (key_value=) are never rotated; rotary=False")
+            q, (k, v) = self._query_dense(query), key_value
+        else:
+            value = query if value is None else value
+            key = value if key is None else key
+            q, k, v = self._project(query, value, key)
         if self.rotary:
             q = self._rotary_layer(q, positions=positions)
             k = self._rotary_layer(k, positions=positions)
-        q = ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype))
+        if self.scale_attention:
+            q = ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype))
         if cache is not None:
             if attention_mask is None:
                 raise ValueError("a cached call needs the attention_mask over the cache slots")
@@ -235,6 +273,9 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         if self.attention == "chunked" and cache is None and attention_mask is None:
             if return_attention_scores:
                 raise UserInputError("chunked attention cannot return attention scores")
+            if attention_bias is not None:
+                raise UserInputError("chunked attention takes no attention bias; use "
+                                     "attention='standard'")
             groups = self._num_heads // self.num_kv_heads
             output = chunked_attention(
                 q, ops.repeat(k, groups, axis=2), ops.repeat(v, groups, axis=2),
@@ -249,7 +290,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             else:
                 attention_mask = ops.cast(attention_mask, "bool")
             output, scores = grouped_attention(
-                q, k, v, attention_mask, self._dropout_layer, training
+                q, k, v, attention_mask, self._dropout_layer, training, attention_bias
             )
         output = self._output_dense(output)
         if cache is not None:
@@ -257,12 +298,13 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         return (output, scores) if return_attention_scores else output
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
-                            cache=None, **kwargs):
+                            cache=None, key_value=None, **kwargs):
         width = self._output_shape or query.shape[-1]
         width = width[-1] if isinstance(width, (tuple, list)) else width
         output = keras.KerasTensor(tuple(query.shape[:-1]) + (width,), dtype=self.compute_dtype)
         if return_attention_scores:
-            source = (value if value is not None else query).shape[1]
+            source = (key_value[0] if key_value is not None else
+                      value if value is not None else query).shape[1]
             scores = keras.KerasTensor(
                 (query.shape[0], self._num_heads, query.shape[1], source), dtype="float32"
             )
@@ -278,6 +320,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             rotary_max_wavelength=self.rotary_max_wavelength,
             attention=self.attention,
             attention_block_size=self.attention_block_size,
+            scale_attention=self.scale_attention,
         )
         return config
 
@@ -323,7 +366,9 @@ class CrossAttention(GroupedQueryAttention):
 
     Called as `layer(decoder_states, context, key_mask=context_mask)`. Queries
     and keys come from different sequences, so there is no causal mask and
-    no rotation (`causal` and `rotary` must stay `False`).
+    no rotation (`causal` and `rotary` must stay `False`). In generation the
+    context stays the same for every new token: `project_key_value(context)`
+    once, then `layer(decoder_states, key_value=..., key_mask=context_mask)`.
 
     Example:
 

@@ -31,7 +31,7 @@ class TransformerBlock(keras.layers.Layer):
         d_ff: feed-forward hidden width (`None`: `4 * d_model`).
         dropout: rate for attention weights and each residual branch.
         norm_first: pre-LN (`True`) or post-LN (`False`).
-        activation: feed-forward activation, `"gelu"` or `"relu"`.
+        activation: feed-forward activation (see `FeedForward`).
         causal: self-attention sees only earlier positions.
         cross_attention: add a cross-attention sub-layer over `context`.
         use_bias: biases in the attention and feed-forward projections.
@@ -42,6 +42,10 @@ class TransformerBlock(keras.layers.Layer):
         norm: `"layer"` (LayerNormalization) or `"rms"` (RMSNormalization).
         attention: `"standard"` or `"chunked"` (memory-efficient, exact).
         attention_block_size: key block length of chunked attention.
+        key_dim: width of each attention head (`None`: `d_model // num_heads`;
+            T5 v1.1 has `key_dim * num_heads != d_model`).
+        scale_attention: scale the attention scores by `1/sqrt(key_dim)`
+            (`False`: T5).
         recompute: gradient checkpointing: in training, keep only the
             block's inputs for the backward pass and recompute everything
             inside the block there (`keras.remat`, i.e. `tf.recompute_grad`
@@ -56,6 +60,13 @@ class TransformerBlock(keras.layers.Layer):
             Keras mask on `inputs` is used when this is not given).
         context: encoder outputs, needed when `cross_attention=True`.
         context_mask: optional `[batch, source_time]` mask of `context`.
+        attention_bias: optional float `[batch or 1, heads, time, keys]` added
+            to the self-attention scores (T5's relative position bias, made
+            once per stack by `RelativePositionBias` and shared by its blocks).
+        context_key_value: the cross-attention's `(keys, values)` of the
+            context, from `cross_key_value(context)`: in generation the
+            encoder output is projected once, not at every step (`context`
+            is then not needed).
         training: enables dropout.
         positions, cache, cache_index, attention_mask: KV-cached decoding
             of a causal block (see `GroupedQueryAttention`); with a `cache` the
@@ -92,6 +103,8 @@ class TransformerBlock(keras.layers.Layer):
         attention="standard",
         attention_block_size=128,
         recompute=False,
+        key_dim=None,
+        scale_attention=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +127,8 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = attention
         self.attention_block_size = attention_block_size
         self.recompute = recompute
+        self.key_dim = key_dim or d_model // num_heads
+        self.scale_attention = scale_attention
         self.supports_masking = True
 
     def _norm(self, name, input_shape):
@@ -125,12 +140,13 @@ class TransformerBlock(keras.layers.Layer):
         input_shape = inputs_shape
         attention_args = dict(
             num_heads=self.num_heads,
-            key_dim=self.d_model // self.num_heads,
+            key_dim=self.key_dim,
             num_kv_heads=self.num_kv_heads,
             dropout=self.dropout,
             use_bias=self.use_bias,
             attention=self.attention,
             attention_block_size=self.attention_block_size,
+            scale_attention=self.scale_attention,
             dtype=self.dtype_policy,
         )
         self.self_attention = GroupedQueryAttention(
@@ -179,21 +195,34 @@ class TransformerBlock(keras.layers.Layer):
         cache_index=None,
         attention_mask=None,
         return_attention_scores=False,
+        attention_bias=None,
+        context_key_value=None,
     ):
         padding_mask = mask if padding_mask is None else padding_mask
-        if self.recompute and training and cache is None and not return_attention_scores:
-            return self._recomputed(inputs, padding_mask, context, context_mask, positions)
+        if self.recompute and training and cache is None and not return_attention_scores \
+                and context_key_value is None:
+            return self._recomputed(inputs, padding_mask, context, context_mask, positions,
+                                    attention_bias)
         return self._forward(
             inputs, padding_mask, context, context_mask, training, positions, cache,
-            cache_index, attention_mask, return_attention_scores,
+            cache_index, attention_mask, return_attention_scores, attention_bias,
+            context_key_value,
         )
 
-    def _recomputed(self, inputs, padding_mask, context, context_mask, positions):
+    def cross_key_value(self, context):
+        """The cross-attention's `(keys, values)` of `context`, for `context_key_value=`."""
+        if not self.cross_attention:
+            raise ValueError("this block has no cross-attention")
+        return self.cross_attention_layer.project_key_value(context)
+
+    def _recomputed(self, inputs, padding_mask, context, context_mask, positions,
+                    attention_bias=None):
         """The training forward pass under `keras.remat`: its inner activations are
         not kept but recomputed when the gradient is taken."""
-        names = ("padding_mask", "context", "context_mask", "positions")
+        names = ("padding_mask", "context", "context_mask", "positions", "attention_bias")
         given = {name: value for name, value in zip(names, (padding_mask, context, context_mask,
-                                                             positions), strict=True)
+                                                             positions, attention_bias),
+                                                    strict=True)
                  if value is not None}
 
         def forward(x, *tensors):
@@ -213,6 +242,8 @@ class TransformerBlock(keras.layers.Layer):
         cache_index=None,
         attention_mask=None,
         return_attention_scores=False,
+        attention_bias=None,
+        context_key_value=None,
     ):
         """The block itself: residual sub-layers in the order `norm_first` says."""
         if return_attention_scores and cache is not None:
@@ -223,7 +254,7 @@ class TransformerBlock(keras.layers.Layer):
             result = self.self_attention(
                 h, key_mask=padding_mask, positions=positions, cache=cache,
                 cache_index=cache_index, attention_mask=attention_mask, training=training,
-                return_attention_scores=return_attention_scores,
+                attention_bias=attention_bias, return_attention_scores=return_attention_scores,
             )
             if cache is None and not return_attention_scores:
                 return result
@@ -233,7 +264,7 @@ class TransformerBlock(keras.layers.Layer):
         def cross_attention(h):
             result = self.cross_attention_layer(
                 h, context, key_mask=context_mask, training=training,
-                return_attention_scores=return_attention_scores,
+                key_value=context_key_value, return_attention_scores=return_attention_scores,
             )
             if not return_attention_scores:
                 return result
@@ -242,7 +273,7 @@ class TransformerBlock(keras.layers.Layer):
 
         x = self._residual(inputs, self.self_attention_norm, self_attention, True, training)
         if self.cross_attention:
-            if context is None:
+            if context is None and context_key_value is None:
                 raise ValueError("a block with cross_attention=True needs `context`")
             x = self._residual(x, self.cross_attention_norm, cross_attention, True, training)
         # FeedForward applies its own output dropout.
@@ -275,5 +306,7 @@ class TransformerBlock(keras.layers.Layer):
             attention=self.attention,
             attention_block_size=self.attention_block_size,
             recompute=self.recompute,
+            key_dim=self.key_dim,
+            scale_attention=self.scale_attention,
         )
         return config

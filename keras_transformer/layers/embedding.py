@@ -45,14 +45,15 @@ class PositionalEmbedding(keras.layers.Layer):
     `sqrt(d_model)` before the fixed table is added, as in the original paper;
     with `position="learned"` a `(max_len, d_model)` table is trained, initialised
     from a normal distribution with standard deviation 0.02 (GPT-2's choice);
-    with `position="rope"` nothing is added here (the attention layers rotate
-    queries and keys instead) and the layer has no position parameters.
+    with `position="rope"` or `"relative"` nothing is added here (the
+    attention layers rotate queries and keys, or add T5's relative position
+    bias to their scores) and the layer has no position parameters.
 
     Args:
         vocab_size: number of token ids.
         d_model: embedding width.
         max_len: longest sequence accepted.
-        position: `"learned"`, `"sinusoidal"` or `"rope"`.
+        position: `"learned"`, `"sinusoidal"`, `"rope"` or `"relative"`.
         mask_zero: treat id 0 as padding and propagate a Keras mask
             (`True` = real token) to the layers that follow.
         embeddings_initializer: initializer of the token table.
@@ -83,9 +84,9 @@ class PositionalEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if position not in ("learned", "sinusoidal", "rope"):
+        if position not in ("learned", "sinusoidal", "rope", "relative"):
             raise UserInputError(
-                f"position must be 'learned', 'sinusoidal' or 'rope', got {position!r}"
+                f"position must be 'learned', 'sinusoidal', 'rope' or 'relative', got {position!r}"
             )
         self.vocab_size = vocab_size
         self.d_model = d_model
@@ -126,7 +127,7 @@ class PositionalEmbedding(keras.layers.Layer):
                 f"sequence of length {length} is longer than max_len={self.max_len}"
             )
         x = self.token_embedding(inputs)
-        if self.position == "rope":
+        if self.position in ("rope", "relative"):
             return x
         if self.position == "learned":
             table = self.position_embeddings

@@ -4,13 +4,29 @@ import keras
 
 from keras_transformer.errors import UserInputError
 
+
+def gelu_tanh(x):
+    """GELU by its tanh approximation (GPT-2's `gelu_new`, T5 v1.1's gated GELU)."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def gelu_erf(x):
+    """GELU exactly, `x * Phi(x)` with the error function (BERT's `gelu`)."""
+    return keras.activations.gelu(x, approximate=False)
+
+
 ACTIVATIONS = {
     "relu": keras.activations.relu,
-    # GPT-2 and BERT use the tanh approximation of GELU.
-    "gelu": lambda x: keras.activations.gelu(x, approximate=True),
-    # Gated: silu(x W_gate) * (x W_hidden), Shazeer 2020 (PaLM, LLaMA).
+    "gelu_tanh": gelu_tanh,
+    "gelu_erf": gelu_erf,
+    # "gelu" is the name older configs use: the tanh approximation, as "gelu_tanh".
+    "gelu": gelu_tanh,
+    # Gated: act(x W_gate) * (x W_hidden), Shazeer 2020. SwiGLU (PaLM, LLaMA) gates
+    # with silu; T5 v1.1's "gated-gelu" with the tanh GELU.
     "swiglu": keras.activations.silu,
+    "gated-gelu": gelu_tanh,
 }
+GATED = ("swiglu", "gated-gelu")
 
 
 def swiglu_width(d_ff):
@@ -30,13 +46,17 @@ class FeedForward(keras.layers.Layer):
     Vaswani et al. It mixes features within a position; attention is what
     mixes positions. With `activation="swiglu"` it is the gated variant
     `Dense(d_model)(silu(gate(x)) * hidden(x))`, whose `gate` and `hidden`
-    layers have width `swiglu_width(d_ff) = 2 * d_ff // 3`.
+    layers have width `swiglu_width(d_ff) = 2 * d_ff // 3`. `"gated-gelu"`
+    (T5 v1.1) gates the same way with the tanh GELU, at the full width `d_ff`
+    (T5 states its gated width directly).
 
     Args:
         d_model: input and output width.
         d_ff: hidden width; `None` means `4 * d_model`.
-        activation: `"gelu"` (tanh approximation, as GPT-2), `"relu"` or
-            `"swiglu"` (gated).
+        activation: `"gelu_tanh"` (the tanh approximation, GPT-2's),
+            `"gelu_erf"` (exact, BERT's), `"relu"`, or a gated kind:
+            `"swiglu"` (silu gate, LLaMA) or `"gated-gelu"` (tanh-GELU gate,
+            T5 v1.1). `"gelu"`, the name of older configs, is `"gelu_tanh"`.
         dropout: dropout rate on the output.
         use_bias: biases in both dense layers.
         kernel_initializer: initializer of both kernels.
@@ -77,7 +97,7 @@ class FeedForward(keras.layers.Layer):
         return swiglu_width(self.d_ff) if self.activation == "swiglu" else self.d_ff
 
     def build(self, input_shape):
-        if self.activation == "swiglu":
+        if self.activation in GATED:
             self.gate = keras.layers.Dense(
                 self.hidden_width,
                 use_bias=self.use_bias,
@@ -106,8 +126,8 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        if self.activation == "swiglu":
-            x = keras.activations.silu(self.gate(inputs)) * self.hidden(inputs)
+        if self.activation in GATED:
+            x = ACTIVATIONS[self.activation](self.gate(inputs)) * self.hidden(inputs)
         else:
             x = ACTIVATIONS[self.activation](self.hidden(inputs))
         return self.dropout_layer(self.output_dense(x), training=training)

@@ -16,8 +16,11 @@ def block_args(config):
     here, so GPT, BERT and both stacks of the encoder-decoder take the same
     ones: `position="rope"` rotates the queries and keys of self-attention
     (cross-attention has no shared positions and never rotates),
-    `num_kv_heads` sets the key/value heads of self- and cross-attention, and
-    `attention` / `attention_block_size` choose the attention kernel of both.
+    `num_kv_heads` sets the key/value heads of self- and cross-attention,
+    `attention` / `attention_block_size` choose the attention kernel of both,
+    and `key_dim` / `scale_attention` (T5's head width and unscaled scores)
+    apply to both. (`position="relative"`'s bias is made by the model, once
+    per stack, and passed to the blocks when they are called.)
     """
     return dict(
         d_model=config.d_model,
@@ -35,6 +38,8 @@ def block_args(config):
         rotary_max_wavelength=config.rotary_max_wavelength,
         attention=config.attention,
         attention_block_size=config.attention_block_size,
+        key_dim=config.head_dim,
+        scale_attention=config.scale_attention,
     )
 
 
@@ -55,11 +60,27 @@ def dtype_policy_scope(dtype):
         keras.config.set_dtype_policy(previous)
 
 
-def family_config(config, family, segments=False):
+def _t5_option(config):
+    """The first of T5's options that `config` uses, as it is written (`None`: none)."""
+    if config.position == "relative":
+        return "position='relative' (T5's relative position bias)"
+    if not config.scale_attention:
+        return "scale_attention=False"
+    if config.scale_output:
+        return "scale_output=True"
+    if config.head_dim * config.num_heads != config.d_model:
+        return f"key_dim={config.key_dim} (heads narrower or wider than d_model / num_heads)"
+    return None
+
+
+def family_config(config, family, segments=False, t5_options=False):
     """`config` as a `TransformerConfig` (it may be its `to_dict()`) for `family`.
 
     Segment embeddings are BERT's: `num_segments > 0` for any other family
-    (`segments=False`) is a `UserInputError` naming the option.
+    (`segments=False`) is a `UserInputError` naming the option. T5's options
+    (`position="relative"`, `scale_attention=False`, `scale_output=True`, a
+    `key_dim` other than `d_model // num_heads`) are the encoder-decoder's
+    (`t5_options=True`); any other family refuses them with one line.
     """
     if isinstance(config, dict):
         config = TransformerConfig.from_dict(config)
@@ -68,6 +89,9 @@ def family_config(config, family, segments=False):
             f"num_segments={config.num_segments} does not apply to {family} (segment "
             "embeddings are BERT's); use num_segments=0"
         )
+    option = None if t5_options else _t5_option(config)
+    if option is not None:
+        raise UserInputError(f"{option} applies to encoder-decoders only, not to {family}")
     return config
 
 

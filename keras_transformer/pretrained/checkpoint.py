@@ -63,7 +63,7 @@ def weight_files(path):
     if pickled:
         raise UserInputError(
             f"{path} holds only {pickled[0]}, which this package never unpickles; convert it "
-            f"where PyTorch is installed: AutoModelForCausalLM.from_pretrained(DIR)"
+            f"where PyTorch is installed: AutoModel.from_pretrained(DIR)"
             f".save_pretrained(DIR, safe_serialization=True)"
         )
     raise UserInputError(f"{path} has no {SINGLE_FILE} or {INDEX_FILE}")
@@ -119,17 +119,20 @@ def _hf_shape(variables, in_dims):
     return (rows, sum(int(np.prod(shape)) // rows for shape in shapes))
 
 
-def _plan(tensors, layout, source, skip=()):
+def _plan(tensors, layout, source, skip=(), prefixes=PREFIXES, absolute=("lm_head.weight",)):
     """`[(key, variables, transposed, in_dims)]`: every tensor of `layout` found in the
     checkpoint with its shape checked, and no tensor left over (but `skip`), before any
-    weight is read or assigned."""
-    # The body's tensors are named with the prefix of the file ("transformer.h.0..." or
-    # "h.0..."); the output head never has one.
-    body = next((prefix for prefix in PREFIXES[1:] if any(key.startswith(prefix)
+    weight is read or assigned.
+
+    The body's tensors are named with the file's prefix, the first of `prefixes[1:]`
+    that some tensor starts with, else none ("transformer.h.0..." or "h.0..."); the
+    names in `absolute` (the output heads) never have one.
+    """
+    body = next((prefix for prefix in prefixes[1:] if any(key.startswith(prefix)
                                                           for key in tensors)), "")
     plan, used = [], set(skip)
     for name, variables, transposed, in_dims in layout:
-        key = name if name == "lm_head.weight" else body + name
+        key = name if name in absolute else body + name
         if key not in tensors:
             raise UserInputError(f"{source}: the tensor {key!r} is missing")
         used.add(key)
@@ -186,6 +189,15 @@ def from_pretrained(path, dtype=None):
     (1, 2, 50257)
     """
     hf = read_hf_config(path)
+    model_type = hf.get("model_type")
+    if model_type == "bert":
+        from keras_transformer.pretrained.bert import bert_from_pretrained
+
+        return bert_from_pretrained(path, hf, dtype)
+    if model_type == "t5":
+        from keras_transformer.pretrained.t5 import t5_from_pretrained
+
+        return t5_from_pretrained(path, hf, dtype)
     config = TransformerConfig.from_hf(hf)
     tensors = CheckpointTensors(path)
     skip = ()

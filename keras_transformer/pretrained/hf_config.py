@@ -12,7 +12,7 @@ import contextlib
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 
-MODEL_TYPES = ("gpt2", "llama")
+MODEL_TYPES = ("gpt2", "llama", "bert", "t5")
 
 
 def _refuse(model_type, field, value, why):
@@ -58,9 +58,17 @@ def config_from_hf(hf):
         return _from_gpt2(hf)
     if model_type == "llama":
         return _from_llama(hf)
+    if model_type == "bert":
+        from keras_transformer.pretrained.bert import bert_config_from_hf
+
+        return bert_config_from_hf(hf)
+    if model_type == "t5":
+        from keras_transformer.pretrained.t5 import t5_config_from_hf
+
+        return t5_config_from_hf(hf)
     raise UserInputError(
         f"model_type {model_type!r} is not supported; keras_transformer loads "
-        f"{' and '.join(MODEL_TYPES)} checkpoints"
+        f"{', '.join(MODEL_TYPES)} checkpoints"
     )
 
 
@@ -83,7 +91,7 @@ def _from_gpt2(hf):
             dropout=float(hf.get("resid_pdrop", 0.0)),
             position="learned",
             norm_first=True,
-            activation="gelu",
+            activation="gelu_tanh",
             tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
             use_bias=True,
             layer_norm_epsilon=float(hf.get("layer_norm_epsilon", 1e-5)),
@@ -140,20 +148,29 @@ def _from_llama(hf):
 def hf_model_type(config):
     """`"gpt2"` or `"llama"`: the Hugging Face family that computes what `config` does.
 
+    GPT-2's activation is the tanh GELU: `"gelu_tanh"`, or `"gelu"`, the name
+    older configs give it.
+
     Raises:
         UserInputError: naming the first field that fits neither.
     """
-    gpt2 = dict(position="learned", norm="layer", activation="gelu", use_bias=True,
+    gpt2 = dict(position="learned", norm="layer", activation="gelu_tanh", use_bias=True,
                 norm_first=True, num_kv_heads=config.num_heads, num_segments=0)
     llama = dict(position="rope", norm="rms", activation="swiglu", use_bias=False,
                  norm_first=True, num_segments=0, dropout=0.0)
+    aliases = {"activation": {"gelu": "gelu_tanh"}}
+
+    def value_of(name):
+        value = getattr(config, name)
+        return aliases.get(name, {}).get(value, value)
+
     for model_type, wanted in (("gpt2", gpt2), ("llama", llama)):
-        if all(getattr(config, name) == value for name, value in wanted.items()):
+        if all(value_of(name) == value for name, value in wanted.items()):
             return model_type
     # Name what keeps the config from the family it is closest to.
     wanted = gpt2 if config.position == "learned" else llama
     model_type = "gpt2" if wanted is gpt2 else "llama"
-    field = next(name for name, value in wanted.items() if getattr(config, name) != value)
+    field = next(name for name, value in wanted.items() if value_of(name) != value)
     raise UserInputError(
         f"this model has no Hugging Face layout: {field}={getattr(config, field)!r}, while a "
         f"{model_type} model has {field}={wanted[field]!r}"

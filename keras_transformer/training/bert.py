@@ -1,6 +1,10 @@
-"""The BERT job (`--arch bert`): masked-LM and sentence-pair pretraining on a text."""
+"""The BERT job (`--arch bert`): masked-LM and sentence-pair pretraining on a text.
+
+`--task classify` (fine-tuning on a labelled file) is the job of `classify.py`.
+"""
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import keras
@@ -8,9 +12,12 @@ import numpy as np
 
 from keras_transformer.data.mlm import SPECIALS, mlm_eval_dataset, mlm_train_dataset
 from keras_transformer.data.pipelines import sampled_ids
+from keras_transformer.errors import UserInputError
 from keras_transformer.models import build_bert
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job, check_positive_ints
+
+TASKS = ("pretrain", "classify")
 
 
 @dataclass
@@ -18,16 +25,35 @@ class BertSettings:
     """BERT's own settings (`arch="bert"`).
 
     Args:
-        val_batches: validation batches of sentence pairs (masked once, with
-            the run's seed), scored after every epoch and for the final
-            accuracies.
+        val_batches: `task="pretrain"`: validation batches of sentence pairs
+            (masked once, with the run's seed), scored after every epoch and
+            for the final accuracies.
+        task: `"pretrain"` (masked-LM and sentence-pair pretraining on a
+            text) or `"classify"` (fine-tuning a classifier on the labelled
+            `text<TAB>label` file of `TrainSettings.data`, see
+            `training/classify.py`).
+        init_from: `task="classify"`: a Hugging Face BERT checkpoint folder
+            to start from (its config, weights and WordPiece tokenizer;
+            `None`: a model of the run's config and a tokenizer trained on
+            the file).
     """
 
     val_batches: int = 20
+    task: str = "pretrain"
+    init_from: str | None = None
 
     def check(self):
         """Raise `UserInputError` for values that cannot work."""
         check_positive_ints(self, "val_batches")
+        if self.task not in TASKS:
+            raise UserInputError(
+                f"unknown task {self.task!r} for --arch bert; choose one of {', '.join(TASKS)}"
+            )
+        if self.init_from is not None and self.task != "classify":
+            raise UserInputError("--init-from works with --arch bert --task classify (the "
+                                 "pretraining task starts from random weights)")
+        if self.init_from is not None and not os.path.isdir(self.init_from):
+            raise UserInputError(f"--init-from {self.init_from} is not a directory")
 
 
 def masked_lm_report(model, dataset, most_frequent_id):
@@ -84,8 +110,13 @@ def bert_job(settings):
     """A `Job` pretraining `build_bert` on a text (Tiny Shakespeare by default).
 
     With `--tokenizer bpe` the training text is re-tokenized with subword
-    sampling once per epoch (`steps_per_epoch` batches).
+    sampling once per epoch (`steps_per_epoch` batches). `task="classify"`
+    is `classify_job`'s.
     """
+    if settings.job.task == "classify":
+        from keras_transformer.training.classify import classify_job
+
+        return classify_job(settings)
     corpus = load_corpus(settings)
     tokenizer = make_tokenizer(settings, corpus, SPECIALS)
     settings.model = dataclasses.replace(

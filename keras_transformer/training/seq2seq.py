@@ -1,12 +1,14 @@
 """The encoder-decoder job (`--arch seq2seq`): dates, span corruption or a pairs file."""
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from keras_transformer.data import CharTokenizer
+from keras_transformer.config import TransformerConfig
+from keras_transformer.data import CharTokenizer, load_tokenizer
 from keras_transformer.data.bpe import DEFAULT_VOCAB_SIZE, SentencePieceTokenizer
 from keras_transformer.data.seq2seq import (
     BOS,
@@ -15,7 +17,10 @@ from keras_transformer.data.seq2seq import (
     SENTINELS,
     WEEKDAYS,
     date_pairs,
+    decode_target,
     encode_pairs,
+    is_t5_tokenizer,
+    pair_special_ids,
     pairs_dataset,
     read_pairs,
     span_corruption_pairs,
@@ -23,8 +28,9 @@ from keras_transformer.data.seq2seq import (
 )
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation.beam import beam_search
-from keras_transformer.generation.seq2seq import NextLogits, greedy_decode
+from keras_transformer.generation.seq2seq import decoding_steps, greedy_decode
 from keras_transformer.models import build_seq2seq
+from keras_transformer.pretrained import from_pretrained, read_hf_config
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
 from keras_transformer.training.job import Job, check_positive_ints
 
@@ -44,6 +50,11 @@ class Seq2SeqSettings:
         eval_examples: held-out pairs scored by exact match (`pairs`: at most
             this many, and at most 10 % of the file).
         beam_width: beam width of the beam-search exact match (1 is greedy).
+        init_from: `task="pairs"`: a Hugging Face T5 checkpoint folder to
+            fine-tune (its config, weights and SentencePiece tokenizer; the
+            sources and targets end in `</s>`, the decoder starts with the
+            pad id, as T5 was trained). `None`: a model of the run's config
+            and a tokenizer of the pairs.
     """
 
     task: str = "dates"
@@ -51,6 +62,7 @@ class Seq2SeqSettings:
     train_examples: int = 32_000
     eval_examples: int = 1000
     beam_width: int = 4
+    init_from: str | None = None
 
     def check(self):
         """Raise `UserInputError` for values that cannot work."""
@@ -61,6 +73,11 @@ class Seq2SeqSettings:
             raise UserInputError("--task pairs needs --pairs FILE.tsv")
         if self.pairs and self.task != "pairs":
             raise UserInputError(f"--pairs is only used with --task pairs, not {self.task}")
+        if self.init_from is not None and self.task != "pairs":
+            raise UserInputError(f"--init-from works with --arch seq2seq --task pairs, not "
+                                 f"--task {self.task}")
+        if self.init_from is not None and not os.path.isdir(self.init_from):
+            raise UserInputError(f"--init-from {self.init_from} is not a directory")
 
 
 def _pairs_tokenizer(settings, pairs, chars=None):
@@ -98,16 +115,41 @@ def _task_pairs(settings):
         val = span_corruption_pairs(corpus.val_text, job.eval_examples, length,
                                     seed=settings.seed + 1)
         return tokenizer, train, val, val, f"span-corruption:{corpus.name}"
-    pairs = read_pairs(job.pairs, settings.model.max_len)
+    # A checkpoint's lengths are checked in tokens (encode_pairs), a run's in characters too.
+    pairs = read_pairs(job.pairs, None if job.init_from else settings.model.max_len)
     order = np.random.default_rng(settings.seed).permutation(len(pairs))
     pairs = [pairs[i] for i in order]
     num_val = min(job.eval_examples, max(1, len(pairs) // 10))
     val, train = pairs[:num_val], pairs[num_val:]
-    if settings.tokenizer == "bpe":
+    if job.init_from is not None:
+        tokenizer = checkpoint_tokenizer(settings, job.init_from)
+    elif settings.tokenizer == "bpe":
         tokenizer = _pairs_tokenizer(settings, train)
     else:  # the characters of every pair, as before subwords existed
         tokenizer = CharTokenizer.from_text("".join(s + t for s, t in pairs), [BOS, EOS])
     return tokenizer, train, val, val, f"pairs:{job.pairs}"
+
+
+def checkpoint_tokenizer(settings, folder):
+    """The SentencePiece tokenizer of the T5 folder `--init-from`; its config becomes
+    `settings.model`."""
+    if settings.tokenizer != "char" or settings.vocab_size is not None:
+        raise UserInputError("--tokenizer and --vocab-size do not apply with --init-from (the "
+                             "checkpoint's own tokenizer is used)")
+    hf = read_hf_config(folder)
+    if hf.get("model_type") != "t5":
+        raise UserInputError(f"--arch seq2seq --init-from {folder}: not a T5 checkpoint "
+                             f"(model_type {hf.get('model_type')!r})")
+    config = TransformerConfig.from_hf(hf)
+    tokenizer = load_tokenizer(folder)
+    if not is_t5_tokenizer(tokenizer):
+        raise UserInputError(f"{folder}: its tokenizer is a {tokenizer.kind}, not T5's "
+                             "SentencePiece")
+    if tokenizer.vocab_size > config.vocab_size:
+        raise UserInputError(f"{folder}: the tokenizer has {tokenizer.vocab_size} ids, the model "
+                             f"only {config.vocab_size}")
+    settings.model = config
+    return tokenizer
 
 
 def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_size=250):
@@ -115,16 +157,17 @@ def exact_match(model, tokenizer, pairs, arrays, max_target, beam_width, batch_s
 
     Returns `(greedy_accuracy, beam_accuracy, [(source, target, greedy, beam)])`.
     """
-    bos, eos = tokenizer.special_id(BOS), tokenizer.special_id(EOS)
+    bos, eos, pad = pair_special_ids(tokenizer)
     source = arrays[0]
-    step = NextLogits(model)
+    step = decoding_steps(model, pad)  # KV-cached for a Seq2Seq
     greedy, beam = [], []
     for start in range(0, len(source), batch_size):
         chunk = source[start:start + batch_size]
-        greedy += greedy_decode(model, chunk, bos, eos, max_target, step=step)
-        beam += beam_search(model, chunk, bos, eos, max_target, width=beam_width, step=step)
+        greedy += greedy_decode(model, chunk, bos, eos, max_target, pad_id=pad, step=step)
+        beam += beam_search(model, chunk, bos, eos, max_target, width=beam_width, pad_id=pad,
+                            step=step)
     rows = [
-        (s, t, tokenizer.decode(g), tokenizer.decode(b))
+        (s, t, decode_target(tokenizer, g), decode_target(tokenizer, b))
         for (s, t), g, b in zip(pairs, greedy, beam, strict=True)
     ]
     greedy_ok = np.mean([t == g for _, t, g, _ in rows])
@@ -150,7 +193,9 @@ def seq2seq_job(settings):
             f"{len(train)} training pairs: fewer than one batch of {settings.global_batch_size}; "
             f"lower --batch-size"
         )
-    settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
+    init_from = settings.job.init_from
+    if init_from is None:  # a checkpoint keeps its own (often padded) vocabulary
+        settings.model = dataclasses.replace(settings.model, vocab_size=tokenizer.vocab_size)
     steps_per_epoch = settings.steps_per_epoch or len(train) // settings.global_batch_size
     train_data = pairs_dataset(train_arrays, settings.global_batch_size, settings.seed, repeat=True)
     val_data = pairs_dataset(val_arrays, settings.global_batch_size)
@@ -174,7 +219,8 @@ def seq2seq_job(settings):
 
     return Job(
         tokenizer=tokenizer,
-        build_model=lambda: build_seq2seq(settings.model),
+        build_model=lambda: (from_pretrained(init_from) if init_from is not None
+                             else build_seq2seq(settings.model)),
         train_data=train_data,
         val_data=val_data,
         steps_per_epoch=steps_per_epoch,

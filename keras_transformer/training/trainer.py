@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import keras
 
 from keras_transformer.config import TransformerConfig
+from keras_transformer.data.tokenizers import save_tokenizer
 from keras_transformer.errors import UserInputError
 from keras_transformer.training.bert import BertSettings
 from keras_transformer.training.distribute import (
@@ -394,7 +395,7 @@ def _train(settings, job, strategy, chief, run_dir, out, started):
         _prepare_run_dir(out, settings)
     else:
         os.makedirs(os.path.join(out, "checkpoints"))
-    job.tokenizer.save(os.path.join(out, "tokenizer.json"))
+    save_tokenizer(job.tokenizer, os.path.join(out, "tokenizer.json"))
     write_json_atomic(
         os.path.join(out, "config.json"),
         {"arch": settings.arch, "context": job.context, "settings": settings.to_dict()},
