@@ -46,7 +46,8 @@ OPTIONS = {
     "position": POSITIONS,
     "num_kv_heads": (HEADS, 2, 1),
     "norm": NORMS,
-    "activation": ACTIVATIONS,
+    # "gelu" is the older name of "gelu_tanh" (the same function), not an option of its own.
+    "activation": tuple(name for name in ACTIVATIONS if name != "gelu"),
     "attention": ATTENTIONS,
     "attention_block_size": (3, 5),
     "norm_first": (True, False),
@@ -55,7 +56,7 @@ OPTIONS = {
 }
 COMBINATIONS = {
     "learned-mha-layer-gelu-pre": dict(
-        position="learned", num_kv_heads=HEADS, norm="layer", activation="gelu",
+        position="learned", num_kv_heads=HEADS, norm="layer", activation="gelu_tanh",
         attention="standard", attention_block_size=3, norm_first=True, recompute=False,
         dropout=0.0,
     ),
@@ -70,7 +71,7 @@ COMBINATIONS = {
         dropout=0.1,
     ),
     "rope-gqa-layer-gelu-chunked-post": dict(
-        position="rope", num_kv_heads=2, norm="layer", activation="gelu",
+        position="rope", num_kv_heads=2, norm="layer", activation="gelu_erf",
         attention="chunked", attention_block_size=5, norm_first=False, recompute=False,
         dropout=0.0,
     ),

@@ -71,7 +71,8 @@ SNIPPETS = readme_checkpoint_snippets()
 # Paths of the checkpoint commands, used as printed in the test's directory: the folder the
 # README's snippet writes, its export and its fine-tuning run (`python train.py --init-from`).
 CHECKPOINT_PATHS = {"checkpoints/tiny-llama", "exports/tiny-llama", "runs/tiny-llama-shakespeare",
-                    "checkpoints/tiny-llama-shakespeare"}
+                    "checkpoints/tiny-llama-shakespeare", "checkpoints/tiny-t5",
+                    "runs/tiny-bert-questions", "runs/tiny-t5-reverse"}
 SHAKESPEARE = os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")
 
 
@@ -98,8 +99,12 @@ def test_the_readme_commands_are_collected():
     assert len(COMMANDS) >= 9, COMMANDS
     assert modules.count("generate") >= 5 and modules.count("inspect") >= 3, modules
     assert modules.count("export") == 3, modules
-    assert len(SNIPPETS) == 2 and printed_comments(SNIPPETS[1]), SNIPPETS
-    assert len(CHECKPOINT_TRAIN_COMMANDS) == 1, CHECKPOINT_TRAIN_COMMANDS
+    # tiny-llama made, then used; tiny-bert and tiny-t5 made, then used
+    assert len(SNIPPETS) == 4 and printed_comments(SNIPPETS[1]), SNIPPETS
+    assert printed_comments(SNIPPETS[3]), SNIPPETS
+    assert modules.count("classify") == 1, modules
+    # fine-tuning tiny-llama, tiny-bert (classify) and tiny-t5 (pairs)
+    assert len(CHECKPOINT_TRAIN_COMMANDS) == 3, CHECKPOINT_TRAIN_COMMANDS
     for printed, argv in COMMANDS:
         assert argv[:2] == ["python", "-m"] and "#" not in " ".join(argv), printed
         # Placeholders like "[--seed 1]" are not runnable as printed.

@@ -38,7 +38,8 @@ OLD_DEFAULTS = dict(
     val_batches=20,
 )
 # Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning);
-# BertSettings.task ("pretrain", see OLD_ARCH_DEFAULTS) and BertSettings.init_from.
+# BertSettings.task ("pretrain", see OLD_ARCH_DEFAULTS), BertSettings.init_from and
+# Seq2SeqSettings.init_from (fine-tuning a T5).
 NEW_DEFAULTS = dict(init_from=None)
 # The old ARCH_DEFAULTS (the preset, then what each arch changed), and BPE_DEFAULTS.
 OLD_ARCH_DEFAULTS = {
@@ -56,7 +57,7 @@ OWN_FIELDS = {
     "gpt": ("prompt", "sample_tokens", "sample_temperature", "init_from"),
     "charrnn": ("prompt", "sample_tokens", "sample_temperature", "rnn_units", "rnn_layers"),
     "bert": ("val_batches", "task", "init_from"),
-    "seq2seq": ("task", "pairs", "train_examples", "eval_examples", "beam_width"),
+    "seq2seq": ("task", "pairs", "train_examples", "eval_examples", "beam_width", "init_from"),
 }
 ARCHS = tuple(OWN_FIELDS)
 
