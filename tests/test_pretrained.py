@@ -15,6 +15,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from checkpoint_checks import (  # noqa: E402
+    edit_config,
+    edit_tensors,
+    one_line,
+    perturbed,
+    save_checkpoints,
+)
 
 from keras_transformer import TransformerConfig, from_pretrained, save_pretrained  # noqa: E402
 from keras_transformer.errors import UserInputError  # noqa: E402
@@ -52,26 +59,10 @@ def _write(path, data):
         handle.write(data)
 
 
-def _perturbed(make, seed):
-    torch.manual_seed(seed)
-    model = make()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 1:
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """name -> (folder, the transformers model it holds)."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    made = {}
-    for seed, (name, make) in enumerate(sorted(CHECKPOINTS.items())):
-        model = _perturbed(make, seed)
-        model.save_pretrained(root / name)
-        made[name] = (str(root / name), model)
-    return made
+    return save_checkpoints(tmp_path_factory.mktemp("checkpoints"), CHECKPOINTS)
 
 
 def _reference_logits(model, ids):
@@ -209,57 +200,37 @@ def _copy(folder, target):
     return target
 
 
-def _edit_config(folder, **changes):
-    path = os.path.join(folder, "config.json")
-    _write(path, json.dumps({**json.loads(_read(path)), **changes}))
-
-
-def _edit_tensors(folder, change):
-    from safetensors.numpy import load_file, save_file
-
-    path = os.path.join(folder, "model.safetensors")
-    tensors = load_file(path)
-    change(tensors)
-    save_file(tensors, path)
-
-
-def _one_line(error):
-    message = str(error.value)
-    assert message and "\n" not in message
-    return message
-
-
 @pytest.mark.parametrize("change, expected", [
-    (lambda d: _edit_config(d, model_type="mistral"), "model_type 'mistral' is not supported"),
-    (lambda d: _edit_config(d, rope_parameters={"rope_type": "llama3", "rope_theta": 5e5}),
+    (lambda d: edit_config(d, model_type="mistral"), "model_type 'mistral' is not supported"),
+    (lambda d: edit_config(d, rope_parameters={"rope_type": "llama3", "rope_theta": 5e5}),
      "rope_type='llama3' is not supported"),
-    (lambda d: _edit_config(d, attention_bias=True), "attention_bias=True is not supported"),
-    (lambda d: _edit_config(d, hidden_act="gelu"), "hidden_act='gelu' is not supported"),
-    (lambda d: _edit_config(d, num_hidden_layers=3), "'model.layers.2.input_layernorm.weight' is missing"),
-    (lambda d: _edit_tensors(d, lambda t: t.pop("model.norm.weight")), "'model.norm.weight' is missing"),
-    (lambda d: _edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
+    (lambda d: edit_config(d, attention_bias=True), "attention_bias=True is not supported"),
+    (lambda d: edit_config(d, hidden_act="gelu"), "hidden_act='gelu' is not supported"),
+    (lambda d: edit_config(d, num_hidden_layers=3), "'model.layers.2.input_layernorm.weight' is missing"),
+    (lambda d: edit_tensors(d, lambda t: t.pop("model.norm.weight")), "'model.norm.weight' is missing"),
+    (lambda d: edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
      "unexpected tensor 'extra'"),
-    (lambda d: _edit_tensors(d, lambda t: t.update({
+    (lambda d: edit_tensors(d, lambda t: t.update({
         "model.layers.1.self_attn.k_proj.weight": np.zeros((16, 31), np.float32)})),
      "'model.layers.1.self_attn.k_proj.weight' has shape [16, 31]"),
     (lambda d: _write(os.path.join(d, "config.json"), "{not json"), "not valid JSON"),
     (lambda d: os.remove(os.path.join(d, "config.json")), "has no config.json"),
 ])
-def test_a_bad_checkpoint_is_one_line(checkpoints, tmp_path, change, expected):
+def test_a_bad_checkpoint_isone_line(checkpoints, tmp_path, change, expected):
     folder = _copy(checkpoints["llama_gqa_theta"][0], str(tmp_path / "bad"))
     change(folder)
     with pytest.raises(UserInputError) as error:
         from_pretrained(folder)
-    assert expected in _one_line(error)
+    assert expected in one_line(error)
 
 
-def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tmp_path):
+def test_pickles_truncated_files_and_missing_shards_areone_line(checkpoints, tmp_path):
     folder = _copy(checkpoints["gpt2"][0], str(tmp_path / "pickled"))
     os.remove(os.path.join(folder, "model.safetensors"))
     _write(os.path.join(folder, "pytorch_model.bin"), b"\x80\x04 not unpickled")
     with pytest.raises(UserInputError) as error:
         from_pretrained(folder)
-    assert "pytorch_model.bin" in _one_line(error) and "never unpickles" in str(error.value)
+    assert "pytorch_model.bin" in one_line(error) and "never unpickles" in str(error.value)
 
     folder = _copy(checkpoints["gpt2"][0], str(tmp_path / "truncated"))
     path = os.path.join(folder, "model.safetensors")
@@ -267,7 +238,7 @@ def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tm
     _write(path, data[: len(data) // 2])
     with pytest.raises(UserInputError) as error:
         from_pretrained(folder)
-    assert "could not read" in _one_line(error)
+    assert "could not read" in one_line(error)
 
     _, reference = checkpoints["gpt2"]
     reference.save_pretrained(tmp_path / "shards", max_shard_size="20KB")
@@ -275,7 +246,7 @@ def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tm
     os.remove(tmp_path / "shards" / shard)
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(tmp_path / "shards"))
-    assert f"lacks the shard {shard}" in _one_line(error)
+    assert f"lacks the shard {shard}" in one_line(error)
 
 
 def test_inspect_shows_a_checkpoints_config(checkpoints, tmp_path, cli):
@@ -313,7 +284,7 @@ def gpt2_with_tokenizer(tmp_path_factory):
     _gpt2_folder(str(folder), _training_lines())
     vocab = json.loads(_read(folder / "vocab.json"))
     end = vocab["<|endoftext|>"]
-    model = _perturbed(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
+    model = perturbed(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
         vocab_size=len(vocab), n_positions=64, n_embd=32, n_layer=2, n_head=4,
         bos_token_id=end, eos_token_id=end)), seed=7)
     model.save_pretrained(folder)
@@ -359,7 +330,7 @@ def test_a_checkpoint_folder_generates_exports_and_stops_at_its_end_token(
 
 def test_a_bad_checkpoint_folder_is_one_line_for_generate(checkpoints, tmp_path, cli):
     folder = _copy(checkpoints["llama_gqa_theta"][0], str(tmp_path / "bad"))
-    _edit_config(folder, rope_parameters={"rope_type": "yarn", "rope_theta": 5e5})
+    edit_config(folder, rope_parameters={"rope_type": "yarn", "rope_theta": 5e5})
     result = cli(["-m", "keras_transformer.generate", "--model", folder, "--prompt", "A"],
                  cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -442,7 +413,7 @@ def test_save_pretrained_writes_the_tokenizer_for_transformers(gpt2_with_tokeniz
     assert not (tmp_path / "char").exists()
 
 
-def test_export_format_hf_refuses_a_char_run_in_one_line(tmp_path, cli):
+def test_export_format_hf_refuses_a_char_run_inone_line(tmp_path, cli):
     from conftest import REPO
 
     run = os.path.join(REPO, "tests", "fixtures", "run_gpt_class")

@@ -21,6 +21,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from checkpoint_checks import (  # noqa: E402
+    edit_config,
+    edit_tensors,
+    one_line,
+    save_checkpoints,
+)
 
 from keras_transformer import BERT, TransformerConfig, from_pretrained  # noqa: E402
 from keras_transformer.errors import UserInputError  # noqa: E402
@@ -85,26 +91,10 @@ def _assert_same(ours, reference):
         assert _close(ours[name], value), name
 
 
-def _perturbed(make, seed):
-    torch.manual_seed(seed)
-    model = make()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 1:
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """name -> (folder, the transformers model it holds)."""
-    root = tmp_path_factory.mktemp("bert_checkpoints")
-    made = {}
-    for seed, (name, make) in enumerate(sorted(CHECKPOINTS.items())):
-        model = _perturbed(make, seed)
-        model.save_pretrained(root / name)
-        made[name] = (str(root / name), model)
-    return made
+    return save_checkpoints(tmp_path_factory.mktemp("bert_checkpoints"), CHECKPOINTS)
 
 
 @pytest.fixture(scope="module")
@@ -246,76 +236,54 @@ def test_gpt2_layout_takes_the_tanh_gelu_by_either_name():
 # --- bad checkpoints: one line each, nothing half-loaded -------------------------------
 
 
-def _edit_config(folder, **changes):
-    path = os.path.join(folder, "config.json")
-    hf = {**_hf_config(folder), **changes}
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({key: value for key, value in hf.items() if value != "<drop>"}, handle)
-
-
-def _edit_tensors(folder, change):
-    from safetensors.numpy import load_file, save_file
-
-    path = os.path.join(folder, "model.safetensors")
-    tensors = load_file(path)
-    change(tensors)
-    save_file(tensors, path)
-
-
 def _pop(*names):
     return lambda tensors: [tensors.pop(name) for name in names]
 
 
-def _one_line(error):
-    message = str(error.value)
-    assert message and "\n" not in message
-    return message
-
-
 @pytest.mark.parametrize("name, change, expected", [
-    ("pretraining", lambda d: _edit_config(d, hidden_act="relu"),
+    ("pretraining", lambda d: edit_config(d, hidden_act="relu"),
      "hidden_act='relu' is not supported"),
-    ("pretraining", lambda d: _edit_config(d, position_embedding_type="relative_key"),
+    ("pretraining", lambda d: edit_config(d, position_embedding_type="relative_key"),
      "position_embedding_type='relative_key' is not supported"),
-    ("pretraining", lambda d: _edit_config(d, is_decoder=True), "is_decoder=True is not supported"),
-    ("pretraining", lambda d: _edit_config(d, add_cross_attention=True),
+    ("pretraining", lambda d: edit_config(d, is_decoder=True), "is_decoder=True is not supported"),
+    ("pretraining", lambda d: edit_config(d, add_cross_attention=True),
      "add_cross_attention=True is not supported"),
-    ("pretraining", lambda d: _edit_config(d, pad_token_id=3), "pad_token_id=3 is not supported"),
-    ("pretraining", lambda d: _edit_config(d, attention_probs_dropout_prob=0.3),
+    ("pretraining", lambda d: edit_config(d, pad_token_id=3), "pad_token_id=3 is not supported"),
+    ("pretraining", lambda d: edit_config(d, attention_probs_dropout_prob=0.3),
      "attention_probs_dropout_prob=0.3 is not supported"),
-    ("pretraining", lambda d: _edit_config(d, num_attention_heads=5),
+    ("pretraining", lambda d: edit_config(d, num_attention_heads=5),
      "num_attention_heads=5 is not supported"),
-    ("pretraining", lambda d: _edit_config(d, hidden_size="<drop>"),
+    ("pretraining", lambda d: edit_config(d, hidden_size="<drop>"),
      "the field 'hidden_size' is missing"),
-    ("pretraining", lambda d: _edit_config(d, num_hidden_layers=3),
+    ("pretraining", lambda d: edit_config(d, num_hidden_layers=3),
      "'bert.encoder.layer.2.attention.self.query.weight' is missing"),
-    ("pretraining", lambda d: _edit_config(d, type_vocab_size=3),
+    ("pretraining", lambda d: edit_config(d, type_vocab_size=3),
      "'bert.embeddings.token_type_embeddings.weight' has shape [2, 32]"),
-    ("pretraining", lambda d: _edit_tensors(d, _pop("bert.pooler.dense.bias")),
+    ("pretraining", lambda d: edit_tensors(d, _pop("bert.pooler.dense.bias")),
      "'bert.pooler.dense.bias' is missing"),
-    ("model", lambda d: _edit_tensors(d, _pop("pooler.dense.weight")),
+    ("model", lambda d: edit_tensors(d, _pop("pooler.dense.weight")),
      "'pooler.dense.weight' is missing"),
-    ("pretraining", lambda d: _edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
+    ("pretraining", lambda d: edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
      "unexpected tensor 'extra'"),
-    ("pretraining", lambda d: _edit_tensors(d, lambda t: t.update({
+    ("pretraining", lambda d: edit_tensors(d, lambda t: t.update({
         "bert.encoder.layer.1.attention.self.key.weight": np.zeros((32, 31), np.float32)})),
      "'bert.encoder.layer.1.attention.self.key.weight' has shape [32, 31]"),
-    ("pretraining", lambda d: _edit_tensors(d, _pop("cls.seq_relationship.weight",
+    ("pretraining", lambda d: edit_tensors(d, _pop("cls.seq_relationship.weight",
                                                     "cls.seq_relationship.bias")),
      "has cls.predictions.* but no cls.seq_relationship.*"),
-    ("pretraining", lambda d: _edit_tensors(d, lambda t: t.update({
+    ("pretraining", lambda d: edit_tensors(d, lambda t: t.update({
         "cls.predictions.decoder.weight": np.ones((VOCAB, 32), np.float32)})),
      "cls.predictions.decoder.weight differs from the word embedding"),
-    ("pretraining", lambda d: _edit_tensors(d, lambda t: t.update({
+    ("pretraining", lambda d: edit_tensors(d, lambda t: t.update({
         "cls.predictions.decoder.bias": np.ones(VOCAB, np.float32)})),
      "cls.predictions.decoder.bias differs from cls.predictions.bias"),
 ])
-def test_a_bad_checkpoint_is_one_line(checkpoints, tmp_path, name, change, expected):
+def test_a_bad_checkpoint_isone_line(checkpoints, tmp_path, name, change, expected):
     folder = shutil.copytree(checkpoints[name][0], tmp_path / "bad")
     change(str(folder))
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(folder))
-    assert expected in _one_line(error)
+    assert expected in one_line(error)
 
 
 @pytest.mark.parametrize("head, expected", [
@@ -323,28 +291,28 @@ def test_a_bad_checkpoint_is_one_line(checkpoints, tmp_path, name, change, expec
     ("BertForNextSentencePrediction", "has cls.seq_relationship.* but no cls.predictions.*"),
     ("BertForSequenceClassification", "unexpected tensor 'classifier.bias'"),
 ])
-def test_other_bert_heads_are_refused_in_one_line(tmp_path, head, expected):
+def test_other_bert_heads_are_refused_inone_line(tmp_path, head, expected):
     getattr(transformers, head)(transformers.BertConfig(**COMMON)).save_pretrained(tmp_path / head)
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(tmp_path / head))
-    assert expected in _one_line(error)
+    assert expected in one_line(error)
 
 
-def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tmp_path):
+def test_pickles_truncated_files_and_missing_shards_areone_line(checkpoints, tmp_path):
     folder, reference = checkpoints["pretraining"]
     pickled = shutil.copytree(folder, tmp_path / "pickled")
     os.remove(pickled / "model.safetensors")
     (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04 not unpickled")
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(pickled))
-    assert "pytorch_model.bin" in _one_line(error) and "never unpickles" in str(error.value)
+    assert "pytorch_model.bin" in one_line(error) and "never unpickles" in str(error.value)
 
     truncated = shutil.copytree(folder, tmp_path / "truncated")
     data = (truncated / "model.safetensors").read_bytes()
     (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(truncated))
-    assert "could not read" in _one_line(error)
+    assert "could not read" in one_line(error)
 
     # Shards: whole, they load; with one missing, one line.
     reference.save_pretrained(tmp_path / "shards", max_shard_size="20KB")
@@ -355,7 +323,7 @@ def test_pickles_truncated_files_and_missing_shards_are_one_line(checkpoints, tm
     os.remove(tmp_path / "shards" / shards[0])
     with pytest.raises(UserInputError) as error:
         from_pretrained(str(tmp_path / "shards"))
-    assert f"lacks the shard {shards[0]}" in _one_line(error)
+    assert f"lacks the shard {shards[0]}" in one_line(error)
 
 
 def test_inspect_shows_a_bert_checkpoints_config(checkpoints):

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from checkpoint_checks import edit_config, edit_tensors  # noqa: E402
 
 from keras_transformer import TransformerConfig, UserInputError, from_pretrained  # noqa: E402
 from keras_transformer.generation.beam import beam_search  # noqa: E402
@@ -295,23 +296,6 @@ def test_a_loaded_t5_saves_and_reloads_as_keras(checkpoints, tmp_path):
 # --- bad checkpoints: one line each, nothing half-loaded -------------------------------
 
 
-def _edit_config(folder, **changes):
-    path = os.path.join(folder, "config.json")
-    with open(path) as handle:
-        hf = json.load(handle)
-    with open(path, "w") as handle:
-        json.dump({**hf, **changes}, handle)
-
-
-def _edit_tensors(folder, change):
-    from safetensors.numpy import load_file, save_file
-
-    path = os.path.join(folder, "model.safetensors")
-    tensors = load_file(path)
-    change(tensors)
-    save_file(tensors, path)
-
-
 def _truncate(folder):
     path = os.path.join(folder, "model.safetensors")
     with open(path, "rb") as handle:
@@ -330,32 +314,32 @@ SHARED_COPY = "decoder.embed_tokens.weight"
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda d: _edit_config(d, feed_forward_proj="gated-silu"),
+    (lambda d: edit_config(d, feed_forward_proj="gated-silu"),
      "feed_forward_proj='gated-silu' is not supported"),
-    (lambda d: _edit_config(d, dense_act_fn="gelu"), "dense_act_fn='gelu' is not supported"),
-    (lambda d: _edit_config(d, is_encoder_decoder=False), "is_encoder_decoder=False is not"),
-    (lambda d: _edit_config(d, architectures=["T5EncoderModel"]),
+    (lambda d: edit_config(d, dense_act_fn="gelu"), "dense_act_fn='gelu' is not supported"),
+    (lambda d: edit_config(d, is_encoder_decoder=False), "is_encoder_decoder=False is not"),
+    (lambda d: edit_config(d, architectures=["T5EncoderModel"]),
      "architectures=['T5EncoderModel'] is not supported"),
-    (lambda d: _edit_config(d, pad_token_id=5), "pad_token_id=5 is not supported"),
-    (lambda d: _edit_config(d, relative_attention_max_distance=2),
+    (lambda d: edit_config(d, pad_token_id=5), "pad_token_id=5 is not supported"),
+    (lambda d: edit_config(d, relative_attention_max_distance=2),
      "relative_max_distance (2) must exceed relative_buckets // 2 (4)"),
-    (lambda d: _edit_config(d, num_decoder_layers=4),
+    (lambda d: edit_config(d, num_decoder_layers=4),
      "'decoder.block.3.layer.0.SelfAttention.q.weight' is missing"),
-    (lambda d: _edit_config(d, d_kv=4),
+    (lambda d: edit_config(d, d_kv=4),
      "'encoder.block.0.layer.0.SelfAttention.q.weight' has shape [32, 32], this model's config "
      "needs [16, 32]"),
-    (lambda d: _edit_tensors(d, lambda t: t.pop("encoder.final_layer_norm.weight")),
+    (lambda d: edit_tensors(d, lambda t: t.pop("encoder.final_layer_norm.weight")),
      "'encoder.final_layer_norm.weight' is missing"),
-    (lambda d: _edit_tensors(d, lambda t: t.pop(
+    (lambda d: edit_tensors(d, lambda t: t.pop(
         "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")),
      "'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight' is missing"),
-    (lambda d: _edit_tensors(d, lambda t: t.pop("shared.weight")), "'shared.weight' is missing"),
-    (lambda d: _edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
+    (lambda d: edit_tensors(d, lambda t: t.pop("shared.weight")), "'shared.weight' is missing"),
+    (lambda d: edit_tensors(d, lambda t: t.update(extra=np.zeros(3, np.float32))),
      "unexpected tensor 'extra'"),
-    (lambda d: _edit_tensors(d, lambda t: t.update({
+    (lambda d: edit_tensors(d, lambda t: t.update({
         "decoder.block.1.layer.1.EncDecAttention.k.weight": np.zeros((32, 31), np.float32)})),
      "'decoder.block.1.layer.1.EncDecAttention.k.weight' has shape [32, 31]"),
-    (lambda d: _edit_tensors(d, lambda t: t.update({SHARED_COPY: t["shared.weight"] + 1})),
+    (lambda d: edit_tensors(d, lambda t: t.update({SHARED_COPY: t["shared.weight"] + 1})),
      "decoder.embed_tokens.weight differs from shared.weight"),
     (_truncate, "could not read"),
     (_pickles_only, "holds only pytorch_model.bin, which this package never unpickles"),
@@ -382,7 +366,7 @@ def test_stored_copies_of_the_shared_table_and_unused_tables_load(checkpoints, t
         tensors["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"] = \
             np.ones((8, 4), np.float32)
 
-    _edit_tensors(folder, add_copies)
+    edit_tensors(folder, add_copies)
     model = from_pretrained(folder)
     assert model.config.tie_embeddings and model.lm_head is None
     _assert_same_logits(_logits(model), _reference_logits(reference))
