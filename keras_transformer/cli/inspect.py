@@ -8,8 +8,8 @@
     python -m keras_transformer.inspect checkpoints/gpt2                # a Hugging Face checkpoint
 
 Prints the family (gpt, bert or seq2seq), layers, heads, kv heads, d_model,
-d_ff, the parameter count and, for a GPT, the bytes the KV cache holds per
-generated token. The count is the built model's: `build_gpt`, `build_bert` or
+d_ff, the parameter count and, for a GPT or an encoder-decoder, the bytes the
+KV cache holds per token. The count is the built model's: `build_gpt`, `build_bert` or
 `build_seq2seq` of the config, `count_params()` (a BERT also shows its
 backbone without the pretraining heads, an encoder-decoder its encoder,
 decoder and shared embedding). Building gpt2-small, bert-base or t5-small
@@ -184,8 +184,11 @@ def describe(config, dtype="float32", family=None, model=None):
                     f"{per_token * config.max_len / 2**20:,.1f} MiB per sequence of {config.max_len}")
     elif family == "bert":
         kv_cache = "none (an encoder-only model does not decode)"
-    else:
-        kv_cache = "none (seq2seq decoding re-runs the decoder at every step)"
+    else:  # the decoder's self-attention cache, and the cross-attention keys and values
+        per_token = (2 * config.num_decoder_layers * config.num_kv_heads * config.head_dim
+                     * DTYPE_BYTES[dtype])
+        kv_cache = (f"{per_token:,} bytes per target token, and {per_token:,} per source token "
+                    f"for the cross-attention keys and values ({dtype})")
     rows = [
         ("family", f"{family} ({FAMILY_NAMES[family]})"),
         ("layers", layers),
