@@ -40,7 +40,7 @@ OLD_DEFAULTS = dict(
 # Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning);
 # BertSettings.task ("pretrain", see OLD_ARCH_DEFAULTS), BertSettings.init_from and
 # Seq2SeqSettings.init_from (fine-tuning a T5).
-NEW_DEFAULTS = dict(init_from=None)
+NEW_DEFAULTS = dict(init_from=None, backup_every="10m")
 # The old ARCH_DEFAULTS (the preset, then what each arch changed), and BPE_DEFAULTS.
 OLD_ARCH_DEFAULTS = {
     "gpt": ("gpt-mini", {}),
@@ -75,7 +75,7 @@ def _flat(settings):
 def test_the_shared_settings_hold_no_arch_own_field():
     shared = {f.name for f in dataclasses.fields(TrainSettings)}
     own = {name for names in OWN_FIELDS.values() for name in names}
-    assert len(shared) == 26 and "job" in shared and not shared & own
+    assert len(shared) == 27 and "job" in shared and not shared & own  # with backup_every
     # Together they are exactly the 36 old fields (arch and model included), plus `job`.
     assert shared | own == {"arch", "model", "job", *OLD_DEFAULTS, *NEW_DEFAULTS}
     for arch, cls in JOB_SETTINGS.items():

@@ -120,6 +120,13 @@ def build_parser():
                         help="split the CPU into N logical devices (try --strategy mirrored "
                         "without GPUs)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    parser.add_argument("--backup-every", default=defaults.backup_every, metavar="N|TIME",
+                        help="back the run up every N steps or every TIME (10m, 90s, 1h) "
+                        "besides every epoch's end; 0: epoch ends only. The same command "
+                        f"continues a killed run from it (default {defaults.backup_every})")
+    parser.add_argument("--force-new", action="store_true",
+                        help="start over in an --out that holds another run (its files are "
+                        "removed) instead of resuming it or stopping")
     parser.add_argument("--rnn-units", type=int, default=None, metavar="N",
                         help=f"charrnn only: LSTM width (default {rnn.rnn_units})")
     parser.add_argument("--rnn-layers", type=int, default=None, metavar="N",
@@ -292,6 +299,7 @@ def settings_from_args(args):
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
         verbose=args.verbose,
+        backup_every=args.backup_every,
         **job_flags,
     )
     for name in ("epochs", "steps_per_epoch", "batch_size", "seq_len", "learning_rate",
@@ -349,14 +357,26 @@ def _export_dir(args, settings):
     return export_dir
 
 
+def prepare(argv=None):
+    """Everything `main` does before training: `(args, settings, export_dir)`.
+
+    Parses `argv`, turns the flags into checked `TrainSettings` and checks
+    the export directory; writes nothing, builds no data or model. Every bad
+    flag is a `UserInputError` (or argparse's exit 2) here.
+    """
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    export_dir = _export_dir(args, settings)
+    settings.check()
+    return args, settings, export_dir
+
+
 def main(argv=None):
     def body():
-        args = build_parser().parse_args(argv)
-        settings = settings_from_args(args)
-        export_dir = _export_dir(args, settings)
+        args, settings, export_dir = prepare(argv)
         from keras_transformer.training.trainer import train
 
-        metrics = train(settings)
+        metrics = train(settings, force_new=args.force_new)
         if not metrics["chief"]:
             print(f"Finished: worker done, val_loss {metrics['val_loss']:.4f}; the chief "
                   f"wrote {metrics['out']}")

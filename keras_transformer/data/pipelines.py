@@ -59,7 +59,10 @@ def lm_train_dataset(ids, seq_len, batch_size, seed=0, resample=None):
             ids are too few for it yields fewer).
 
     Returns:
-        A `tf.data.Dataset` of `(x, y)`, both int32 `[batch_size, seq_len]`.
+        A `tf.data.Dataset` of `(x, y)`, both int32 `[batch_size, seq_len]`,
+        with an attribute `batches_per_pass`. Every batch depends on `seed`
+        and its index alone (without `resample`), so `dataset.skip(g)` is
+        the stream from batch `g` on: how a resumed run continues.
     """
     windows = _check_length(ids, seq_len, batch_size, "training")
     batches = windows // batch_size
@@ -81,8 +84,11 @@ def lm_train_dataset(ids, seq_len, batch_size, seed=0, resample=None):
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
-    dataset = tf.data.Dataset.counter().flat_map(one_pass)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.counter().flat_map(one_pass).prefetch(tf.data.AUTOTUNE)
+    # The stream is stateless: batch `g` is batch `g % batches` of pass `g // batches`,
+    # whatever came before, so `dataset.skip(g)` continues a run exactly (`backup.py`).
+    dataset.batches_per_pass = batches
+    return dataset
 
 
 def sampled_ids(make_tokenizer, text):

@@ -39,14 +39,31 @@ def sample_next(logits, temperature, top_k, top_p, seed):
     """The next token id for each row of `logits` (`[batch, vocab]`).
 
     `temperature <= 0` is greedy decoding (argmax). Otherwise the logits are
-    divided by the temperature, filtered by `filter_logits` and sampled with
+    divided by the temperature, filtered by `filter_logits` (skipped when
+    `top_k <= 0` and `top_p >= 1`, which keep every token) and sampled with
     a stateless generator: the same `seed` (a `[2]` int tensor) gives the
-    same tokens.
+    same tokens. Only the branch the settings select runs (`tf.cond`), so
+    greedy decoding costs an argmax, not a sort of the vocabulary.
     """
     logits = tf.convert_to_tensor(logits, tf.float32)
     temperature = tf.convert_to_tensor(temperature, tf.float32)
-    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    scaled = logits / tf.maximum(temperature, 1e-6)
-    filtered = filter_logits(scaled, top_k, top_p)
-    sampled = tf.random.stateless_categorical(filtered, 1, seed=seed, dtype=tf.int32)[:, 0]
-    return tf.where(temperature > 0, sampled, greedy)
+    top_k = tf.convert_to_tensor(top_k, tf.int32)
+    top_p = tf.convert_to_tensor(top_p, tf.float32)
+
+    def greedy():
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+    def sampled(filtered):
+        scaled = logits / tf.maximum(temperature, 1e-6)
+        if filtered:
+            scaled = filter_logits(scaled, top_k, top_p)
+        return tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]
+
+    # Only the branch taken runs: greedy decoding and unfiltered sampling never sort the
+    # vocabulary (a sort of 50k logits costs more than a small model's whole step).
+    unfiltered = (top_k <= 0) & (top_p >= 1.0)
+    return tf.cond(
+        temperature > 0,
+        lambda: tf.cond(unfiltered, lambda: sampled(False), lambda: sampled(True)),
+        greedy,
+    )

@@ -13,8 +13,11 @@ A run directory ends up holding:
 - `tokenizer.json`: the tokenizer (and `tokenizer.model`, the SentencePiece model of a
   `bpe` tokenizer),
 - `history.csv` and `logs/` (TensorBoard): per-epoch losses,
-- `backup/`: `keras.callbacks.BackupAndRestore`'s state while training runs;
-  starting again with the same `--out` resumes from it,
+- `backup/`: the run's exact state while training runs (`backup.py`: weights,
+  optimizer, random state, position in the data), every `--backup-every`
+  steps or minutes and at every epoch's end; starting again with the same
+  `--out` continues the same run from it,
+- `.lock`: held (`fcntl.flock`) by the process training in the directory,
 - `checkpoints/best.weights.h5`: the weights with the best validation loss,
 - `model.keras`: the best model, saved when training ends,
 - `history.png`, `sample.txt`,
@@ -36,13 +39,25 @@ import keras
 from keras_transformer.config import TransformerConfig
 from keras_transformer.data.tokenizers import save_tokenizer
 from keras_transformer.errors import UserInputError
+from keras_transformer.training.backup import (
+    DEFAULT_BACKUP_EVERY,
+    RunBackup,
+    parse_backup_every,
+    read_backup,
+    remove_backup,
+)
 from keras_transformer.training.bert import BertSettings
 from keras_transformer.training.distribute import (
     STRATEGIES,
-    ChiefBackupAndRestore,
     is_chief,
     make_strategy,
     precision_policy,
+)
+from keras_transformer.training.guards import (
+    AtomicCheckpoint,
+    NonFiniteGuard,
+    RunLock,
+    write_failed,
 )
 from keras_transformer.training.job import check_positive_ints
 from keras_transformer.training.lm import CharRNNSettings, GPTSettings
@@ -134,6 +149,9 @@ class TrainSettings:
             strategy (the global batch is `batch_size * replicas`).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 a line
             per epoch).
+        backup_every: how often the run is backed up besides every epoch's
+            end: a number of steps (`"500"`), a time (`"10m"`, `"90s"`) or
+            `"0"` (epoch ends only); see `backup.parse_backup_every`.
         job: the arch's own settings, a `JOB_SETTINGS[arch]`: `GPTSettings`
             (`gpt`: the prompt and length of `sample.txt`, and `init_from`, a
             checkpoint to fine-tune), `CharRNNSettings`
@@ -167,6 +185,7 @@ class TrainSettings:
     cpu_devices: int | None = None
     replicas: int = 1
     verbose: int | str = 1
+    backup_every: str = DEFAULT_BACKUP_EVERY
     job: GPTSettings | CharRNNSettings | BertSettings | Seq2SeqSettings | None = None
 
     def __post_init__(self):
@@ -269,6 +288,7 @@ class TrainSettings:
             raise UserInputError(f"cpu_devices must be positive, got {self.cpu_devices}")
         if self.dataset != "wikitext2" and (self.train_split or self.eval_split):
             raise UserInputError("--train-split and --eval-split are for --dataset wikitext2")
+        parse_backup_every(self.backup_every)
         self.job.check()
 
     def to_dict(self):
@@ -339,26 +359,151 @@ def make_job(settings):
     return seq2seq_job(settings)
 
 
-def _prepare_run_dir(out, settings):
-    """Create (or reopen, to resume) the run directory; refuse a finished one."""
-    if os.path.exists(os.path.join(out, "metrics.json")):
-        raise UserInputError(f"{out} already holds a finished run; choose another --out")
-    if os.path.exists(out) and not os.path.isdir(out):
+# Settings a resumed run may change: they touch neither the weights nor the data.
+RESUMABLE_CHANGES = ("out", "verbose", "backup_every", "jit", "job.prompt", "job.sample_tokens",
+                     "job.sample_temperature")
+# The settings named first when they differ (the rest follow in name order).
+_FIRST_NAMED = ("arch", "model", "batch_size", "seq_len", "tokenizer", "dataset")
+# What `train()` writes in a run directory (what `--force-new` removes).
+RUN_FILES = ("config.json", "tokenizer.json", "tokenizer.model", "history.csv", "history.png",
+             "logs", "backup", "backup.new", "backup.old", "checkpoints", "model.keras",
+             "model.tmp.keras", "sample.txt", "metrics.json", "metrics.json.tmp",
+             "config.json.tmp")
+
+
+def _flat(values, prefix=""):
+    """`{"model.d_model": 128, ...}`: nested dicts flattened with dotted names."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short_value(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def settings_differences(previous, settings):
+    """`[(name, stored, now)]`: the settings of a run directory's `config.json` that differ.
+
+    Only the names `previous` holds are compared (an older `config.json` may
+    lack some), except `RESUMABLE_CHANGES`; arch-only settings stored flat
+    (the layout before `"job"`) are compared with `job.NAME`. The list starts
+    with `_FIRST_NAMED`.
+    """
+    now = _flat(settings.to_dict())
+    differences = []
+    for name, value in _flat(previous).items():
+        key = name if name in now else f"job.{name}"
+        if key not in now or key in RESUMABLE_CHANGES:
+            continue
+        if now[key] != value:
+            differences.append((key, value, now[key]))
+
+    def rank(item):
+        head = item[0].split(".")[0]
+        return (_FIRST_NAMED.index(head) if head in _FIRST_NAMED else len(_FIRST_NAMED), item[0])
+
+    return sorted(differences, key=rank)
+
+
+def _clear_run_dir(out):
+    """Remove what an earlier run wrote in `out` (`--force-new`); other files stay."""
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+def _prepare_run_dir(out, settings, force_new=False):
+    """Create (or reopen, to resume) the run directory; refuse a finished or different one.
+
+    With `force_new` whatever an earlier run wrote there is removed first.
+    """
+    if os.path.lexists(out) and not os.path.isdir(out):
         raise UserInputError(f"--out {out} exists and is not a directory")
+    if force_new and os.path.isdir(out):
+        _clear_run_dir(out)
+    if os.path.exists(os.path.join(out, "metrics.json")):
+        raise UserInputError(f"{out} already holds a finished run; choose another --out "
+                             f"(or --force-new to replace it)")
     config_path = os.path.join(out, "config.json")
     if os.path.exists(config_path):
-        with open(config_path, encoding="utf-8") as handle:
-            previous = json.load(handle).get("settings", {})
-        for key in ("arch", "model", "batch_size", "seq_len", "tokenizer", "dataset"):
-            if key in previous and previous[key] != settings.to_dict()[key]:
-                raise UserInputError(
-                    f"{out} holds an unfinished run with a different {key}; "
-                    f"resume it with the same flags or choose another --out"
-                )
+        try:
+            with open(config_path, encoding="utf-8") as handle:
+                previous = json.load(handle).get("settings", {})
+            if not isinstance(previous, dict):
+                raise ValueError("settings is not an object")
+        except (ValueError, AttributeError) as error:
+            raise UserInputError(f"{config_path} is damaged ({error}); use --force-new to start "
+                                 f"over or choose another --out") from None
+        differences = settings_differences(previous, settings)
+        if differences:
+            listed = ", ".join(f"{name} {_short_value(old)} -> {_short_value(new)}"
+                               for name, old, new in differences)
+            first = differences[0][0].split(".")[0]
+            raise UserInputError(
+                f"{out} holds an unfinished run with a different {first}; stored -> this "
+                f"command: {listed}; resume it with the same flags, --force-new to start over, "
+                f"or choose another --out"
+            )
     os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
 
 
-def train(settings: TrainSettings):
+def _lock_run_dir(out):
+    """The `RunLock` of `out` (created if needed), or a one-line error if another run holds it."""
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserInputError(f"--out {out} exists and is not a directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise write_failed(error, f"--out {out}") from None
+    return RunLock(out).acquire()
+
+
+def _add_history_row(path, logs):
+    """Append `logs` (`{"epoch", ...}`) to `history.csv` as `CSVLogger` would, unless there."""
+    import csv
+
+    epoch = int(logs["epoch"])
+    if any(int(row["epoch"]) == epoch for row in read_history(path)):
+        return
+    fields = None
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, newline="") as handle:
+            fields = next(csv.reader(handle), None)
+    fields = fields or ["epoch", *sorted(k for k in logs if k != "epoch")]
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        if not handle.tell():
+            writer.writeheader()
+        writer.writerow({k: logs.get(k, "NA") for k in fields} | {"epoch": epoch})
+
+
+def _keep_history_before(path, epoch):
+    """Drop `history.csv` rows of epoch `epoch` and later (they are trained again)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    kept = lines[:1]
+    for line in lines[1:]:
+        head = line.split(",", 1)[0]
+        if head.isdigit() and int(head) < epoch:
+            kept.append(line)
+    if kept != lines:
+        with open(path + ".tmp", "w", newline="") as handle:
+            handle.writelines(kept)
+        os.replace(path + ".tmp", path)
+
+
+def train(settings: TrainSettings, force_new=False, callbacks=()):
     """Train the model `settings` describe and fill its run directory.
 
     The strategy (`settings.strategy`) is made first, before any other
@@ -367,8 +512,19 @@ def train(settings: TrainSettings):
     evaluation, the sample), but only the chief writes the run directory:
     the others write into a scratch directory that is deleted at the end.
 
+    The chief holds `RunLock` on the run directory while it trains, and
+    backs the run up (`backup.py`) so that the same command continues it
+    exactly after a kill. `force_new` starts over in a directory holding
+    another run. A non-finite loss, another live run in the directory,
+    changed flags, a damaged backup or a failed write stop it with a
+    one-line `UserInputError` (`TrainingStopped`), the files written before
+    kept whole.
+
     Returns the metrics dict that is also written to `metrics.json` (plus
     `out`, and `chief`: whether this process wrote it).
+
+    `callbacks` are more Keras callbacks for `model.fit` (a profiler, a
+    timer), called after the run's own.
     """
     started = time.time()
     settings.check()
@@ -380,19 +536,26 @@ def train(settings: TrainSettings):
         job = make_job(settings)
         run_dir = settings.out or default_run_dir(settings.arch)
         out = run_dir if chief else tempfile.mkdtemp(prefix="keras_transformer-worker-")
+        lock = _lock_run_dir(out) if chief else None
         try:
-            metrics = _train(settings, job, strategy, chief, run_dir, out, started)
+            metrics = _train(settings, job, strategy, chief, run_dir, out, started, force_new,
+                             callbacks)
+        except OSError as error:
+            raise write_failed(error, f"into {out}") from None
         finally:
+            if lock is not None:
+                lock.release()
             if not chief:
                 shutil.rmtree(out, ignore_errors=True)
     metrics.update(out=run_dir, chief=chief)
     return metrics
 
 
-def _train(settings, job, strategy, chief, run_dir, out, started):
+def _train(settings, job, strategy, chief, run_dir, out, started, force_new=False,
+           extra_callbacks=()):
     """The body of `train()`: `out` is `run_dir` on the chief, a scratch directory elsewhere."""
     if chief:
-        _prepare_run_dir(out, settings)
+        _prepare_run_dir(out, settings, force_new)
     else:
         os.makedirs(os.path.join(out, "checkpoints"))
     save_tokenizer(job.tokenizer, os.path.join(out, "tokenizer.json"))
@@ -421,42 +584,66 @@ def _train(settings, job, strategy, chief, run_dir, out, started):
     # resumes from them, only the chief writes them.
     history_path = os.path.join(run_dir, "history.csv")
     best_path = os.path.join(out, "checkpoints", "best.weights.h5")
+    backup_dir = os.path.join(run_dir, "backup")
+    steps = job.steps_per_epoch
+    with strategy.scope():
+        resumed = read_backup(backup_dir, model, steps, writable=chief)
+    start = resumed.step if resumed else 0
+    if chief:  # the epochs from the backup's on are trained again
+        _keep_history_before(history_path, start // steps)
+        if resumed and resumed.epoch_logs:
+            _add_history_row(history_path, resumed.epoch_logs)
     earlier = read_history(history_path)
     best_so_far = min((row["val_loss"] for row in earlier if "val_loss" in row), default=None)
-    backup_dir = os.path.join(run_dir, "backup")
-    if chief and os.path.isdir(backup_dir) and os.listdir(backup_dir):
-        print(f"Resuming from the backup in {backup_dir} ({len(earlier)} epoch(s) done)")
+    if chief and resumed:
+        how = ("" if resumed.exact else "; a Keras epoch backup: the epoch's data order and "
+               "random state start again")
+        print(f"Resuming from the backup in {backup_dir} ({start // steps} epoch(s) done): step "
+              f"{start}, epoch {start // steps + 1} at step {start % steps} of {steps}{how}")
+    every_steps, every_seconds = parse_backup_every(settings.backup_every)
+    per_pass = getattr(job.train_data, "batches_per_pass", None)
+
+    def data_position(step):
+        if not per_pass:
+            return {"stream_step": step}
+        return {"stream_step": step, "pass": step // per_pass, "batch_in_pass": step % per_pass,
+                "batches_per_pass": per_pass, "seed": settings.seed}
+
+    backup = RunBackup(backup_dir, steps, every_steps, every_seconds, chief=chief,
+                       start_step=start, metrics=resumed.metrics if resumed else None,
+                       data=data_position)
+    # The guard comes first: it stops a non-finite step before any callback
+    # writes; the backup follows the best checkpoint and precedes the history
+    # row (which it holds, for a run killed between the two).
     callbacks = [
-        ChiefBackupAndRestore(backup_dir, chief=chief),
-        keras.callbacks.ModelCheckpoint(
+        NonFiniteGuard(steps, start),
+        AtomicCheckpoint(
             best_path,
             monitor="val_loss",
             save_best_only=True,
-            save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
+        backup,
     ]
     if chief:
         callbacks += [
             keras.callbacks.CSVLogger(history_path, append=True),
             keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         ]
+    callbacks += list(extra_callbacks)
     replicas = f" on {settings.replicas} replicas" if settings.replicas > 1 else ""
     precision = f", {keras.config.dtype_policy().name}" if settings.mixed_precision else ""
     print(f"{settings.arch}: {model.count_params():,} parameters{replicas}{precision}, "
           f"{job.describe}")
     fit_started = time.time()
-    fit_history = model.fit(
-        job.train_data,
-        epochs=settings.epochs,
-        steps_per_epoch=job.steps_per_epoch,
+    losses = _fit_from(model, job, settings, start, backup, dict(
         validation_data=job.val_data,
         callbacks=callbacks,
         verbose=settings.verbose if chief else 0,
         shuffle=False,  # the datasets shuffle themselves
-    )
+    ))
     fit_seconds = time.time() - fit_started
-    epochs_run = len(fit_history.history.get("loss", []))
+    epochs_run = len(losses)
 
     # A worker that found no better epoch in this session takes the chief's
     # best weights of an earlier one (written before this session began).
@@ -476,7 +663,7 @@ def _train(settings, job, strategy, chief, run_dir, out, started):
                      f"{settings.arch} on {job.data_name}")
     best = min(history, key=lambda row: row.get("val_loss", math.inf), default=None)
     if best is None:  # a worker without the history: its own last epoch
-        best = {"epoch": epochs_run - 1, "loss": fit_history.history["loss"][-1]}
+        best = {"epoch": epochs_run - 1, "loss": losses[-1] if losses else math.nan}
     extra, sample = job.finish(model, val_loss)
     with open(os.path.join(out, "sample.txt"), "w", encoding="utf-8") as handle:
         handle.write(sample + "\n")
@@ -502,4 +689,32 @@ def _train(settings, job, strategy, chief, run_dir, out, started):
     }
     metrics["seconds"] = round(time.time() - started, 1)
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    if chief:  # the run is finished: its backup is no longer needed
+        remove_backup(backup_dir)
     return metrics
+
+
+def _fit_from(model, job, settings, start, backup, fit_args):
+    """Run `fit` from global step `start` to the end; the epochs' training losses.
+
+    The training stream is `job.train_data` from batch `start` on (one
+    endless stream per run, so the step is the position in the data). A
+    start inside an epoch first finishes that epoch (a `fit` of its
+    remaining steps, stopped after it by `backup`), then the other epochs
+    follow in a second `fit`.
+    """
+    steps = job.steps_per_epoch
+    epoch, within = divmod(start, steps)
+    losses = []
+    if within and epoch < settings.epochs:
+        backup.stop_after_epoch = True
+        history = model.fit(job.train_data.skip(start), initial_epoch=epoch,
+                            epochs=settings.epochs, steps_per_epoch=steps - within, **fit_args)
+        losses += history.history.get("loss", [])
+        epoch += 1
+    if epoch < settings.epochs:
+        data = job.train_data.skip(epoch * steps) if epoch else job.train_data
+        history = model.fit(data, initial_epoch=epoch, epochs=settings.epochs,
+                            steps_per_epoch=steps, **fit_args)
+        losses += history.history.get("loss", [])
+    return losses
