@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from matmul import gflops  # noqa: E402  (benchmarks/matmul.py, beside this script)
 
 from keras_transformer import TransformerConfig, build_gpt  # noqa: E402
 from keras_transformer.training.schedules import make_optimizer  # noqa: E402
@@ -32,18 +32,7 @@ from keras_transformer.training.schedules import make_optimizer  # noqa: E402
 
 def matmul_peak_gflops(size=2048, repeats=20):
     """Float32 matmul throughput of this machine, XLA-compiled, in GFLOP/s."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    matmul = tf.function(lambda x, y: tf.matmul(x, y), jit_compile=True)
-    matmul(a, b).numpy()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            out = matmul(a, b)
-        out.numpy()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return 2 * size**3 / best / 1e9
+    return gflops(size, "float32", jit=True, repeats=repeats)
 
 
 class StepTimer(keras.callbacks.Callback):
