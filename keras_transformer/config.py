@@ -14,6 +14,7 @@ Example:
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from keras_transformer.errors import UserInputError, recompute_dropout_message
@@ -24,6 +25,8 @@ NORMS = ("layer", "rms")
 ATTENTIONS = ("standard", "chunked")
 # The string fields and their allowed values (cli/train.py makes `choices=` flags of them).
 CHOICES = {"position": POSITIONS, "activation": ACTIVATIONS, "norm": NORMS, "attention": ATTENTIONS}
+# The largest size a config field may hold: TensorFlow's shapes and positions are int32.
+INT32_MAX = 2**31 - 1
 
 
 @dataclass
@@ -140,6 +143,17 @@ class TransformerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+            if value > INT32_MAX:
+                raise UserInputError(f"{name} must be at most {INT32_MAX}, got {value}")
+        for name in ("dropout", "layer_norm_epsilon", "rotary_max_wavelength"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
+                    math.isfinite(value)):
+                raise UserInputError(f"{name} must be a finite number, got {value!r}")
+        if self.layer_norm_epsilon <= 0:
+            raise UserInputError(
+                f"layer_norm_epsilon must be positive, got {self.layer_norm_epsilon}"
+            )
         if not isinstance(self.num_segments, int) or self.num_segments < 0:
             raise UserInputError(f"num_segments must be >= 0, got {self.num_segments!r}")
         if self.key_dim is not None and (not isinstance(self.key_dim, int) or isinstance(

@@ -155,13 +155,66 @@ def build_parser():
     return parser
 
 
+# The decoding loops count tokens and seeds in int32 tensors.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _memory_bytes():
+    """The machine's physical memory in bytes (`None` where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_args(args):
+    """Refuse flag values no model can honour, before any model is loaded (one line each).
+
+    `--temperature` must be a finite number >= 0 (NaN would silently decode
+    greedily, infinity sample uniformly), `--top-k` >= 0, `--top-p` in
+    (0, 1], `--seed` and the counts int32 (what the decoding loop holds), and
+    the generated ids must fit in memory (4 bytes a token, kept twice).
+    """
+    import math
+
+    if args.max_new_tokens < 0:
+        raise UserInputError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.max_new_tokens > INT32_MAX:
+        raise UserInputError(f"--max-new-tokens must be at most {INT32_MAX}, got "
+                             f"{args.max_new_tokens}")
+    if not 1 <= args.num_beams <= INT32_MAX:
+        raise UserInputError(f"--num-beams must be >= 1, got {args.num_beams}")
+    memory = _memory_bytes()
+    needed = 2 * 4 * args.max_new_tokens * args.num_beams
+    if memory and needed > memory:
+        raise UserInputError(
+            f"--max-new-tokens {args.max_new_tokens} needs {needed / 2**30:,.1f} GiB for the ids "
+            f"alone; this machine has {memory / 2**30:,.1f} GiB"
+        )
+    if args.temperature is not None and not (math.isfinite(args.temperature)
+                                             and args.temperature >= 0):
+        raise UserInputError(f"--temperature must be a finite number >= 0 (0: greedy), got "
+                             f"{args.temperature}")
+    if not 0 <= args.top_k <= INT32_MAX:
+        raise UserInputError(f"--top-k must be >= 0 (0: no top-k filtering), got {args.top_k}")
+    if not 0.0 < args.top_p <= 1.0:
+        raise UserInputError(f"--top-p must be in (0, 1] (1: no nucleus filtering), got "
+                             f"{args.top_p}")
+    if not INT32_MIN <= args.seed <= INT32_MAX:
+        raise UserInputError(f"--seed must be an int32, from {INT32_MIN} to {INT32_MAX}, got "
+                             f"{args.seed}")
+
+
+def parse_args(argv=None):
+    """The parsed flags of `generate`, checked (`check_args`); loads nothing."""
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    return args
+
+
 def main(argv=None):
     def body():
-        args = build_parser().parse_args(argv)
-        if args.max_new_tokens < 0:
-            raise UserInputError("--max-new-tokens must be >= 0")
-        if args.num_beams < 1:
-            raise UserInputError(f"--num-beams must be >= 1, got {args.num_beams}")
+        args = parse_args(argv)
         from keras_transformer.pretrained.hub import resolve_checkpoint
 
         args.model = resolve_checkpoint(args.model)

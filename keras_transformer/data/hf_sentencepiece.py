@@ -650,8 +650,10 @@ class T5SentencePieceTokenizer(HuggingFaceTokenizer):
             raise UserInputError("the unigram model has no pieces")
         self._index = {}
         for i, (piece, _) in enumerate(self.pieces):
-            if not piece or piece in self._index:
-                raise UserInputError(f"the unigram model has an empty or repeated piece {piece!r}")
+            if not piece or piece in self._index or "\x00" in piece:
+                # (SentencePiece, which runs the unigram search, refuses a null character)
+                raise UserInputError(f"the unigram model has an empty or repeated piece, or one "
+                                     f"with a null character: {piece!r}")
             self._index[piece] = i
         if not 0 <= int(unk_id) < len(self.pieces):
             raise UserInputError(f"the unknown id {unk_id} is not a piece")

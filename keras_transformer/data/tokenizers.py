@@ -183,7 +183,7 @@ def load_tokenizer(path):
     except (KeyError, TypeError):
         raise UserInputError(f"not a keras_transformer tokenizer file: {path}") from None
     if kind == "char":
-        return CharTokenizer(spec["chars"], spec.get("specials", ()))
+        return _char_tokenizer(spec, path)
     if kind == "bpe":
         from keras_transformer.data.bpe import SentencePieceTokenizer
 
@@ -194,6 +194,16 @@ def load_tokenizer(path):
             raise UserInputError(f"{path}: 'folder' must name a folder beside it")
         return load_tokenizer(os.path.join(os.path.dirname(path) or ".", folder))
     raise UserInputError(f"unknown tokenizer kind {kind!r} in {path}")
+
+
+def _char_tokenizer(spec, path):
+    """The `CharTokenizer` of a `{"kind": "char"}` spec, its fields checked (one line each)."""
+    chars, specials = spec.get("chars"), spec.get("specials", [])
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise UserInputError(f"{path}: 'chars' must be a list of single characters")
+    if not isinstance(specials, list) or not all(isinstance(s, str) for s in specials):
+        raise UserInputError(f"{path}: 'specials' must be a list of strings")
+    return CharTokenizer(chars, specials)
 
 
 # A run's `tokenizer.json` pointing at a Hugging Face tokenizer folder beside it.

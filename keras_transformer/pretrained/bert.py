@@ -21,7 +21,7 @@ import numpy as np
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.models.bert import BERT
-from keras_transformer.pretrained.checkpoint import CheckpointTensors, _assign, _plan
+from keras_transformer.pretrained.checkpoint import CheckpointTensors, _assign, _plan, check_sizes
 from keras_transformer.pretrained.hf_config import _fields_of, _refuse, _require
 
 # Hugging Face's `hidden_act` (used by the feed-forward and the masked-LM transform) -> ours.
@@ -194,6 +194,7 @@ def bert_from_pretrained(path, hf, dtype=None):
     """
     config = bert_config_from_hf(hf)
     tensors = _RenamedTensors(CheckpointTensors(path), path)
+    check_sizes(config, tensors, path)
     has_mlm = any(name.startswith(MLM) for name in tensors)
     has_nsp = any(name.startswith(NSP) for name in tensors)
     if has_mlm != has_nsp:

@@ -109,6 +109,30 @@ class CheckpointTensors:
             return handle.get_tensor(name)
 
 
+def check_sizes(config, tensors, path):
+    """Refuse a `config.json` that describes a bigger model than the weights hold.
+
+    Checked on the files' headers before the model is built, so that a wrong
+    size (a `vocab_size` of 10**8 in a small checkpoint) is one line, not
+    gigabytes allocated first: the token embedding, a feed-forward matrix and
+    (learned positions) the position embedding each hold at most all the
+    values of the files, and each block at least one of their tensors.
+    """
+    total = sum(int(np.prod(shape)) for shape in tensors.shapes.values())
+    needs = {"vocab_size x d_model": config.vocab_size * config.d_model,
+             "d_model x d_ff": config.d_model * config.d_ff}
+    if config.position == "learned":
+        needs["max_len x d_model"] = config.max_len * config.d_model
+    for what, values in needs.items():
+        if values > total:
+            raise UserInputError(f"{path}: config.json describes a bigger model than its weights "
+                                 f"({what} = {values:,} values, the files hold {total:,})")
+    blocks = max(config.num_layers, config.num_decoder_layers)
+    if blocks > len(tensors.shapes):
+        raise UserInputError(f"{path}: config.json describes {blocks:,} blocks, the files hold "
+                             f"{len(tensors.shapes):,} tensors")
+
+
 def _hf_shape(variables, in_dims):
     """The 2-D (or 1-D) shape of the checkpoint tensor that holds `variables` side by side."""
     shapes = [tuple(v.shape) for v in variables]
@@ -200,6 +224,7 @@ def from_pretrained(path, dtype=None):
         return t5_from_pretrained(path, hf, dtype)
     config = TransformerConfig.from_hf(hf)
     tensors = CheckpointTensors(path)
+    check_sizes(config, tensors, path)
     skip = ()
     if config.tie_embeddings and "lm_head.weight" in tensors:  # some tied files store it too
         embedding = next((name for name in ("model.embed_tokens.weight", "embed_tokens.weight",

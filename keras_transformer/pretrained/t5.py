@@ -25,7 +25,7 @@ import numpy as np
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.models.seq2seq import Seq2Seq
-from keras_transformer.pretrained.checkpoint import CheckpointTensors, _assign, _plan
+from keras_transformer.pretrained.checkpoint import CheckpointTensors, _assign, _plan, check_sizes
 from keras_transformer.pretrained.hf_config import _fields_of, _refuse, _require
 
 KIND = "t5"
@@ -134,6 +134,7 @@ def t5_from_pretrained(path, hf, dtype=None):
     """
     config = t5_config_from_hf(hf)
     tensors = CheckpointTensors(path)
+    check_sizes(config, tensors, path)
     if SHARED not in tensors:
         raise UserInputError(f"{path}: the tensor {SHARED!r} is missing")
     skip = [name for name in UNUSED if name in tensors]

@@ -13,19 +13,48 @@ settings dataclass with its own `check()` (`LMSettings` and
 `Seq2SeqSettings` in `seq2seq.py`); `TrainSettings.job` holds the run's.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from keras_transformer.errors import UserInputError
 
+# The largest count a setting may hold: TensorFlow counts steps, positions and
+# sizes in int32 tensors, so a larger one would fail deep inside training.
+INT32_MAX = 2**31 - 1
+
 
 def check_positive_ints(settings, *names):
-    """Raise `UserInputError` unless each field `names` of `settings` is an integer >= 1."""
+    """Raise `UserInputError` unless each field `names` of `settings` is an integer
+    from 1 to `INT32_MAX`."""
     for name in names:
         value = getattr(settings, name)
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserInputError(f"{name} must be a positive integer, got {value!r}")
+        if value > INT32_MAX:
+            raise UserInputError(f"{name} must be at most {INT32_MAX}, got {value}")
+
+
+def check_count(settings, name):
+    """Raise `UserInputError` unless field `name` of `settings` is an integer from 0 to
+    `INT32_MAX`."""
+    value = getattr(settings, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise UserInputError(f"{name} must be >= 0, got {value!r}")
+    if value > INT32_MAX:
+        raise UserInputError(f"{name} must be at most {INT32_MAX}, got {value}")
+
+
+def check_number(settings, name, minimum=0.0, above=False):
+    """Raise `UserInputError` unless field `name` of `settings` is a finite number at
+    least `minimum` (above it, with `above`): NaN and infinities are refused."""
+    value = getattr(settings, name)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < minimum or (above and value == minimum):
+        relation = "above" if above else "at least"
+        raise UserInputError(f"{name} must be a finite number {relation} {minimum:g}, "
+                             f"got {value!r}")
 
 
 @dataclass

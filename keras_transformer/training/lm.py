@@ -21,7 +21,7 @@ from keras_transformer.generation import generate
 from keras_transformer.models import build_charrnn, build_gpt
 from keras_transformer.pretrained import from_pretrained, read_hf_config
 from keras_transformer.training.corpus import load_corpus, make_tokenizer
-from keras_transformer.training.job import Job, check_positive_ints
+from keras_transformer.training.job import Job, check_count, check_number, check_positive_ints
 from keras_transformer.training.reports import bits_per_token
 
 
@@ -44,8 +44,9 @@ class LMSettings:
         """Raise `UserInputError` for values that cannot work."""
         if not self.prompt:
             raise UserInputError("--prompt is empty; sample.txt needs at least one character")
-        if self.sample_tokens < 0:
-            raise UserInputError(f"sample_tokens must be >= 0, got {self.sample_tokens}")
+        check_count(self, "sample_tokens")
+        # Checked now, not when sample.txt is written at the end of training.
+        check_number(self, "sample_temperature")
 
 
 @dataclass

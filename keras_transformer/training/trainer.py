@@ -59,13 +59,15 @@ from keras_transformer.training.guards import (
     RunLock,
     write_failed,
 )
-from keras_transformer.training.job import check_positive_ints
+from keras_transformer.training.job import check_count, check_number, check_positive_ints
 from keras_transformer.training.lm import CharRNNSettings, GPTSettings
 from keras_transformer.training.reports import plot_history, read_history, write_json_atomic
 from keras_transformer.training.schedules import make_optimizer
 from keras_transformer.training.seq2seq import Seq2SeqSettings
 
 ARCHS = ("gpt", "charrnn", "bert", "seq2seq")
+# The seeds NumPy, Python and TensorFlow all take (`keras.utils.set_random_seed`).
+SEED_MAX = 2**32 - 1
 
 # Per-architecture defaults of the shared `TrainSettings` fields, taken by
 # `TrainSettings.for_arch` and `train.py`, sized for 2 CPU cores (see the
@@ -257,13 +259,23 @@ class TrainSettings:
         check_positive_ints(self, "epochs", "batch_size", "seq_len")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserInputError(f"steps_per_epoch must be positive, got {self.steps_per_epoch}")
+        check_positive_ints(self, *[name for name in ("steps_per_epoch", "vocab_size",
+                                                      "cpu_devices")
+                                    if getattr(self, name) is not None])
+        check_count(self, "warmup_steps")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not (
+                0 <= self.seed <= SEED_MAX):
+            raise UserInputError(f"seed must be an integer from 0 to {SEED_MAX}, got {self.seed!r}")
         if self.arch in ("gpt", "bert") and self.seq_len > self.model.max_len:
             raise UserInputError(
                 f"--seq-len {self.seq_len} is above the model's max_len {self.model.max_len}; "
                 f"lower --seq-len or raise --max-len"
             )
-        if self.learning_rate <= 0:
+        if isinstance(self.learning_rate, (int, float)) and self.learning_rate <= 0:
             raise UserInputError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_number(self, "learning_rate", above=True)
+        check_number(self, "weight_decay")
+        check_number(self, "clipnorm")
         from keras_transformer.training.corpus import DATASETS, TOKENIZERS
 
         if self.tokenizer not in TOKENIZERS:
