@@ -259,8 +259,7 @@ class TrainSettings:
         check_positive_ints(self, "epochs", "batch_size", "seq_len")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UserInputError(f"steps_per_epoch must be positive, got {self.steps_per_epoch}")
-        check_positive_ints(self, *[name for name in ("steps_per_epoch", "vocab_size",
-                                                      "cpu_devices")
+        check_positive_ints(self, *[name for name in ("steps_per_epoch", "vocab_size")
                                     if getattr(self, name) is not None])
         check_count(self, "warmup_steps")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not (
@@ -298,6 +297,8 @@ class TrainSettings:
             )
         if self.cpu_devices is not None and self.cpu_devices < 1:
             raise UserInputError(f"cpu_devices must be positive, got {self.cpu_devices}")
+        if self.cpu_devices is not None:
+            check_positive_ints(self, "cpu_devices")
         if self.dataset != "wikitext2" and (self.train_split or self.eval_split):
             raise UserInputError("--train-split and --eval-split are for --dataset wikitext2")
         parse_backup_every(self.backup_every)
