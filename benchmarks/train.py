@@ -135,13 +135,18 @@ def main():
                         help="interleaved fits per implementation and row (the median is shown)")
     parser.add_argument("--batches", default="12,64")
     parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--num-layers", type=int, default=4)
+    parser.add_argument("--num-heads", type=int, default=4)
     parser.add_argument("--impls", default="ours,keras_hub")
     parser.add_argument("--jit", choices=("on", "off", "both"), default="both")
     parser.add_argument("--mixed", choices=("on", "off", "both"), default="both",
                         help="mixed_bfloat16 rows (default: float32 and mixed)")
     args = parser.parse_args()
 
-    config = TransformerConfig(vocab_size=66, max_len=128, num_layers=4, d_model=128, num_heads=4)
+    config = TransformerConfig(vocab_size=66, max_len=max(128, args.seq_len),
+                               num_layers=args.num_layers, d_model=args.d_model,
+                               num_heads=args.num_heads)
     peak = matmul_peak_gflops()
     print(f"float32 matmul peak: {peak:.0f} GFLOP/s")
     results = []

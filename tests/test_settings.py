@@ -39,8 +39,9 @@ OLD_DEFAULTS = dict(
 )
 # Fields added since the split, with their defaults: GPTSettings.init_from (fine-tuning);
 # BertSettings.task ("pretrain", see OLD_ARCH_DEFAULTS), BertSettings.init_from and
-# Seq2SeqSettings.init_from (fine-tuning a T5).
-NEW_DEFAULTS = dict(init_from=None, backup_every="10m")
+# Seq2SeqSettings.init_from (fine-tuning a T5); jit became "auto" (XLA but for mixed
+# precision on AMX, training/distribute.choose_jit).
+NEW_DEFAULTS = dict(init_from=None, backup_every="10m", jit="auto")
 # The old ARCH_DEFAULTS (the preset, then what each arch changed), and BPE_DEFAULTS.
 OLD_ARCH_DEFAULTS = {
     "gpt": ("gpt-mini", {}),

@@ -104,8 +104,13 @@ def build_parser():
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--clipnorm", type=float, default=defaults.clipnorm)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=defaults.jit,
-                        help="compile the train step with XLA (default on; --no-jit to disable)")
+    parser.add_argument("--jit", nargs="?", const="on", choices=("on", "off", "auto"),
+                        default=defaults.jit,
+                        help="compile the train step with XLA: on (--jit alone), off (or "
+                        "--no-jit), auto (the default: on, except --mixed-precision on a CPU "
+                        "with AMX bfloat16 units, where oneDNN's matmuls use them)")
+    parser.add_argument("--no-jit", dest="jit", action="store_const", const="off",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
                         default=defaults.mixed_precision,
                         help="train under mixed_bfloat16 (CPU, TPU) or mixed_float16 with loss "
@@ -294,7 +299,7 @@ def settings_from_args(args):
         vocab_size=vocab_size,
         clean=args.clean,
         out=args.out,
-        jit=args.jit,
+        jit={"on": True, "off": False}.get(args.jit, args.jit),
         mixed_precision=args.mixed_precision,
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,

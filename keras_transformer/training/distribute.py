@@ -18,6 +18,11 @@
   CPU or TPU; variables stay float32, and so do the softmax, the norms and
   the logits (see the layers).
 
+`choose_jit(jit, mixed_precision)` settles `--jit auto`: XLA compiles the
+step, except for a mixed-precision run on a CPU with bfloat16 matrix units
+(Intel AMX), whose matmuls run on those units only through TensorFlow's
+oneDNN kernels (XLA's CPU dots do not use them: `benchmarks/matmul.py`).
+
 `split_cpu(n)` turns the CPU into `n` logical devices, so that the mirrored
 path can be tried (and is tested) on a machine without GPUs.
 """
@@ -152,6 +157,48 @@ def is_chief(strategy):
 def mixed_policy_name():
     """`mixed_float16` where a GPU is present (with loss scaling), else `mixed_bfloat16`."""
     return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The feature flags of this machine's CPU (`avx512f`, `amx_bf16`, ...); empty if unknown."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_jit(jit, mixed_precision, flags=None):
+    """`(xla, note)`: whether to compile the train step with XLA, and a line saying why.
+
+    `jit` is `True`, `False` or `"auto"`. `"auto"` is XLA, except for
+    `mixed_bfloat16` on a CPU with bfloat16 matrix units (`amx_bf16`): XLA's
+    CPU dots run in float32-speed code there, TensorFlow's own oneDNN
+    matmuls run on the units (several times the float32 matmul rate), so the
+    step goes without XLA. `note` is `None` when there is nothing to say; a
+    mixed-precision run on a CPU without the units is told it gains no
+    speed there. `flags` (default: this CPU's, `cpu_flags()`) is for tests.
+    """
+    if not (isinstance(jit, bool) or jit == "auto"):
+        raise UserInputError(f"jit must be True, False or 'auto', got {jit!r}")
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    units = "amx_bf16" in (cpu_flags() if flags is None else flags)
+    if not mixed_precision or gpu:
+        return (True if jit == "auto" else jit), None
+    if not units:
+        return (True if jit == "auto" else jit), (
+            "--mixed-precision: this CPU has no bfloat16 matrix units (AMX), so mixed_bfloat16 "
+            "brings no speed here; it only halves the activations' memory")
+    if jit == "auto":
+        return False, ("XLA off (--jit auto): mixed_bfloat16 matmuls run on this CPU's AMX "
+                       "bfloat16 units through oneDNN, which XLA's CPU code does not use")
+    if jit:
+        return True, ("--jit: XLA's CPU matmuls do not use this CPU's AMX bfloat16 units; "
+                      "--jit auto (the default) leaves XLA off for mixed precision here")
+    return False, None
 
 
 @contextlib.contextmanager

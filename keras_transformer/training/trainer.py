@@ -49,6 +49,7 @@ from keras_transformer.training.backup import (
 from keras_transformer.training.bert import BertSettings
 from keras_transformer.training.distribute import (
     STRATEGIES,
+    choose_jit,
     is_chief,
     make_strategy,
     precision_policy,
@@ -138,7 +139,9 @@ class TrainSettings:
         clean: clean the text before tokenizing (`data/cleaning.py`);
             `None` means on for `bpe`, off for `char`.
         out: the run directory.
-        jit: compile the train step with XLA.
+        jit: compile the train step with XLA: `True`, `False` or `"auto"`
+            (XLA, except for mixed precision on a CPU with bfloat16 matrix
+            units, where oneDNN's matmuls use them; `distribute.choose_jit`).
         mixed_precision: train under `mixed_bfloat16` (CPU, TPU) or
             `mixed_float16` with loss scaling (GPU); variables, softmax, norms
             and the loss stay float32 (`distribute.precision_policy`).
@@ -181,7 +184,7 @@ class TrainSettings:
     vocab_size: int | None = None
     clean: bool | None = None
     out: str | None = None
-    jit: bool = True
+    jit: bool | str = "auto"
     mixed_precision: bool = False
     strategy: str = "default"
     cpu_devices: int | None = None
@@ -287,6 +290,8 @@ class TrainSettings:
             )
         if self.vocab_size is not None and self.vocab_size < 1:
             raise UserInputError(f"vocab_size must be positive, got {self.vocab_size}")
+        if not (isinstance(self.jit, bool) or self.jit == "auto"):
+            raise UserInputError(f"jit must be True, False or 'auto', got {self.jit!r}")
         if self.strategy not in STRATEGIES:
             raise UserInputError(
                 f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
@@ -544,6 +549,9 @@ def train(settings: TrainSettings, force_new=False, callbacks=()):
     strategy = make_strategy(settings.strategy, settings.cpu_devices)
     settings.replicas = strategy.num_replicas_in_sync
     chief = is_chief(strategy)
+    xla, note = choose_jit(settings.jit, settings.mixed_precision)
+    if note and chief:
+        print(note)
     with precision_policy(settings.mixed_precision):
         # Everything a user can get wrong fails here, before the run directory exists.
         job = make_job(settings)
@@ -552,7 +560,7 @@ def train(settings: TrainSettings, force_new=False, callbacks=()):
         lock = _lock_run_dir(out) if chief else None
         try:
             metrics = _train(settings, job, strategy, chief, run_dir, out, started, force_new,
-                             callbacks)
+                             callbacks, xla)
         except OSError as error:
             raise write_failed(error, f"into {out}") from None
         finally:
@@ -565,7 +573,7 @@ def train(settings: TrainSettings, force_new=False, callbacks=()):
 
 
 def _train(settings, job, strategy, chief, run_dir, out, started, force_new=False,
-           extra_callbacks=()):
+           extra_callbacks=(), xla=True):
     """The body of `train()`: `out` is `run_dir` on the chief, a scratch directory elsewhere."""
     if chief:
         _prepare_run_dir(out, settings, force_new)
@@ -590,7 +598,7 @@ def _train(settings, job, strategy, chief, run_dir, out, started, force_new=Fals
                 clipnorm=settings.clipnorm,
             ),
             loss=job.loss,
-            jit_compile=settings.jit,
+            jit_compile=xla,
         )
 
     # The history and the backup are the chief's (in `run_dir`): every worker
@@ -694,6 +702,7 @@ def _train(settings, job, strategy, chief, run_dir, out, started, force_new=Fals
         "replicas": settings.replicas,
         "strategy": settings.strategy,
         "dtype_policy": keras.config.dtype_policy().name,
+        "xla": xla,
         "seq_len": settings.seq_len,
         "tokens_per_sec": round(tokens_trained / fit_seconds, 1) if epochs_run else None,
         "train_loss": round(best["loss"], 4),
