@@ -133,6 +133,7 @@ class Decoder:
 
     def _decode(self, ids, padding, num_new, settings, slide):
         batch, prompt_len = tf.shape(ids)[0], tf.shape(ids)[1]
+        head = self.model.output_head()  # the logits' matrix, made once outside the loop
         slots = self.context if slide else prompt_len + num_new - 1
         slot = tf.range(slots)
         keep = max(1, self.context // 2)
@@ -147,7 +148,7 @@ class Decoder:
             own_slot = tf.range(length)
             positions = tf.maximum(own_slot[None, :] - pad[:, None], 0)
             logits, cache = self.model.call_with_cache(
-                tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :])
+                tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :]), head
             )
             return logits[:, -1], cache
 
@@ -168,7 +169,7 @@ class Decoder:
             token, out, window, window_pad = sample(t, last, out, window, window_pad)
             logits, cache = self.model.call_with_cache(
                 token[:, None], (index - pad)[:, None], cache, index,
-                cache_mask(pad, tf.fill([1, 1], index)),
+                cache_mask(pad, tf.fill([1, 1], index)), head,
             )
             return t + 1, logits[:, -1], cache, out, index + 1, pad, window, window_pad
 

@@ -31,13 +31,46 @@ from keras_transformer.layers.rotary import RotaryEmbedding
 ATTENTIONS = ("standard", "chunked")
 
 
-def grouped_attention(query, key, value, mask=None, dropout=None, training=None, bias=None):
+def empty_kv_cache(batch_size, slots, kv_heads, head_dim, dtype):
+    """An empty KV cache of one attention layer: `(keys, values)`, each `[batch, kv_heads,
+    slots, head_dim]` (heads first: each head's keys are one contiguous matrix)."""
+    shape = (batch_size, kv_heads, slots, head_dim)
+    return ops.zeros(shape, dtype), ops.zeros(shape, dtype)
+
+
+def _one_query_attention(query, key, value, mask, bias):
+    """`grouped_attention` of one new token over a heads-first cache, as products and sums.
+
+    The decoding step's attention. As two batched matmuls, XLA (at batch 1)
+    copies the whole cache at every step, or transposes the keys; products
+    summed over the last axis (scores) and over the slots (output) read the
+    cache where it is.
+    """
+    batch, _, heads, head_dim = ops.shape(query)
+    kv_heads = key.shape[1]
+    grouped = ops.reshape(query, (batch, kv_heads, heads // kv_heads, 1, head_dim))
+    scores = ops.sum(grouped * key[:, :, None], axis=-1)  # [batch, kv_heads, groups, source]
+    scores = ops.cast(ops.reshape(scores, (batch, heads, 1, -1)), "float32")
+    if bias is not None:
+        scores = scores + ops.cast(bias, "float32")
+    if mask is not None:
+        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
+    weights = ops.softmax(scores, axis=-1)
+    grouped = ops.reshape(ops.cast(weights, query.dtype), (batch, kv_heads, heads // kv_heads, -1, 1))
+    output = ops.sum(grouped * value[:, :, None], axis=-2)  # [batch, kv_heads, groups, head_dim]
+    return ops.reshape(output, (batch, 1, heads, head_dim)), weights
+
+
+def grouped_attention(query, key, value, mask=None, dropout=None, training=None, bias=None,
+                      heads_first=False):
     """Softmax attention where query head `h` uses kv head `h // groups`.
 
     Args:
         query: `[batch, time, heads, head_dim]`, already scaled by `1/sqrt(head_dim)`
             (if the attention scales at all).
         key, value: `[batch, source, kv_heads, head_dim]`; `kv_heads` divides `heads`.
+            With `heads_first`, `[batch, kv_heads, source, head_dim]` (the KV
+            cache's layout).
         mask: optional bool `[batch or 1, time, source]`, `True` = may attend.
         dropout: optional dropout layer applied to the attention weights.
         bias: optional float `[batch or 1, heads, time, source]` added to the
@@ -48,14 +81,17 @@ def grouped_attention(query, key, value, mask=None, dropout=None, training=None,
         `(output [batch, time, heads, head_dim], weights [batch, heads, time, source])`,
         the weights in float32.
     """
+    if heads_first and query.shape[1] == 1:
+        return _one_query_attention(query, key, value, mask, bias)
     batch, time, heads, head_dim = ops.shape(query)
-    source, kv_heads = ops.shape(key)[1], key.shape[2]
+    kv = "bksd" if heads_first else "bskd"  # the keys' and values' axes, as einsum letters
+    source, kv_heads = ops.shape(key)[kv.index("s")], key.shape[kv.index("k")]
     groups = query.shape[2] // kv_heads
     if groups == 1:  # multi-head attention: one kv head per query head
-        scores = ops.einsum("btnd,bsnd->bnts", query, key)
+        scores = ops.einsum(f"btkd,{kv}->bkts", query, key)
     else:
         grouped = ops.reshape(query, (batch, time, kv_heads, groups, head_dim))
-        scores = ops.einsum("btkgd,bskd->bkgts", grouped, key)
+        scores = ops.einsum(f"btkgd,{kv}->bkgts", grouped, key)
         scores = ops.reshape(scores, (batch, heads, time, source))
     scores = ops.cast(scores, "float32")
     if bias is not None:
@@ -67,9 +103,9 @@ def grouped_attention(query, key, value, mask=None, dropout=None, training=None,
     if dropout is not None:
         dropped = dropout(dropped, training=training)
     if groups == 1:
-        return ops.einsum("bnts,bsnd->btnd", dropped, value), weights
+        return ops.einsum(f"bkts,{kv}->btkd", dropped, value), weights
     dropped = ops.reshape(dropped, (batch, kv_heads, groups, time, source))
-    output = ops.einsum("bkgts,bskd->btkgd", dropped, value)
+    output = ops.einsum(f"bkgts,{kv}->btkgd", dropped, value)
     return ops.reshape(output, (batch, time, heads, value.shape[-1])), weights
 
 
@@ -114,8 +150,8 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             slots, see `masking.attention_mask`).
         positions: int `[time]` or `[batch, time]` positions for RoPE
             (default `0 .. time-1`).
-        cache: optional `(keys, values)`, each `[batch, slots, kv_heads,
-            key_dim]`; this call's keys and values are written at slot
+        cache: optional `(keys, values)`, each `[batch, kv_heads, slots,
+            key_dim]` (`empty_kv_cache`); this call's keys and values are written at slot
             `cache_index` and the queries attend to the whole cache (masked
             by `attention_mask`, which a cached call needs). The call then
             returns `(output, cache)`.
@@ -217,11 +253,19 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         if not (query is value and value is key and self._key_dim == self._value_dim):
             return self._query_dense(query), self._key_dense(key), self._value_dense(value)
         layers = (self._query_dense, self._key_dense, self._value_dense)
-        kernel = ops.concatenate([ops.cast(layer.kernel, query.dtype) for layer in layers], axis=1)
-        qkv = ops.einsum("btc,cnd->btnd", query, kernel)
+        # The kernels as one [width, (heads + 2 kv_heads) * head_dim] matrix, made by the
+        # concatenation itself (XLA runs a one-token matmul whose kernel is a reshape of a
+        # 3-D tensor as a slow fused loop; a 2-D kernel goes to the fast matmul).
+        width = query.shape[-1]
+        kernel = ops.concatenate(
+            [ops.reshape(ops.cast(layer.kernel, query.dtype), (width, -1)) for layer in layers],
+            axis=1)
+        qkv = ops.matmul(query, kernel)
         if self._use_bias:
-            qkv = qkv + ops.concatenate([ops.cast(layer.bias, query.dtype) for layer in layers],
-                                        axis=0)
+            qkv = qkv + ops.concatenate(
+                [ops.reshape(ops.cast(layer.bias, query.dtype), (-1,)) for layer in layers], axis=0)
+        batch, time = ops.shape(query)[0], ops.shape(query)[1]
+        qkv = ops.reshape(qkv, (batch, time, -1, self._key_dim))
         heads, kv_heads = self._num_heads, self.num_kv_heads
         return ops.split(qkv, [heads, heads + kv_heads], axis=2)
 
@@ -265,9 +309,11 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         if cache is not None:
             if attention_mask is None:
                 raise ValueError("a cached call needs the attention_mask over the cache slots")
-            start = (0, cache_index, 0, 0)
-            k = ops.slice_update(cache[0], start, ops.cast(k, cache[0].dtype))
-            v = ops.slice_update(cache[1], start, ops.cast(v, cache[1].dtype))
+            # Heads first: the new keys and values are written in place, and each head's
+            # cached keys and values are one matrix that the attention reads as it is.
+            start = (0, 0, cache_index, 0)
+            k = ops.slice_update(cache[0], start, ops.cast(ops.swapaxes(k, 1, 2), cache[0].dtype))
+            v = ops.slice_update(cache[1], start, ops.cast(ops.swapaxes(v, 1, 2), cache[1].dtype))
             cache = (k, v)
         scores = None
         if self.attention == "chunked" and cache is None and attention_mask is None:
@@ -290,12 +336,24 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             else:
                 attention_mask = ops.cast(attention_mask, "bool")
             output, scores = grouped_attention(
-                q, k, v, attention_mask, self._dropout_layer, training, attention_bias
+                q, k, v, attention_mask, self._dropout_layer, training, attention_bias,
+                heads_first=cache is not None,
             )
-        output = self._output_dense(output)
         if cache is not None:
-            return output, cache
+            return self._cached_output(output), cache
+        output = self._output_dense(output)
         return (output, scores) if return_attention_scores else output
+
+    def _cached_output(self, output):
+        """`self._output_dense(output)` for a cached call, with the kernel as one
+        transposed `[d_model, heads * head_dim]` matrix: with a reshape of the 3-D kernel
+        XLA fuses a one-token matmul into a slow elementwise loop."""
+        dense = self._output_dense
+        kernel = ops.cast(dense.kernel, output.dtype)
+        kernel = ops.transpose(ops.reshape(kernel, (-1, kernel.shape[-1])))
+        batch, time = ops.shape(output)[0], ops.shape(output)[1]
+        y = ops.einsum("btc,ec->bte", ops.reshape(output, (batch, time, -1)), kernel)
+        return y + ops.cast(dense.bias, y.dtype) if dense.bias is not None else y
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
                             cache=None, key_value=None, **kwargs):

@@ -13,6 +13,7 @@ from keras import ops
 from keras_transformer.config import TransformerConfig
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers import PositionalEmbedding, TransformerBlock, make_norm
+from keras_transformer.layers.attention import empty_kv_cache
 from keras_transformer.models.blocks import (
     FamilyModel,
     block_args,
@@ -81,19 +82,36 @@ class GPT(FamilyModel):
         self.final_norm = final_norm
         self.lm_head = lm_head
 
-    def _logits(self, x):
+    def _logits(self, x, head=None):
         if self.final_norm is not None:
             x = self.final_norm(x)
-        logits = self.embedding(x, reverse=True) if self.lm_head is None else self.lm_head(x)
+        if head is not None:
+            logits = ops.matmul(x, ops.cast(head, x.dtype))
+        else:
+            logits = self.embedding(x, reverse=True) if self.lm_head is None else self.lm_head(x)
         return ops.cast(logits, "float32")
 
+    def output_head(self):
+        """The `[d_model, vocab]` matrix of the logits: the transposed token table when the
+        embeddings are tied, else the `lm_head` kernel.
+
+        A decoding loop makes it once, before the loop, and passes it to every
+        `call_with_cache(head=...)`: made inside the loop, XLA would transpose the whole
+        table (or run the product as a slow fused loop) at every new token.
+        """
+        if self.lm_head is not None:
+            return self.lm_head.kernel
+        return ops.transpose(self.embedding.token_embedding.embeddings)
+
     def init_cache(self, batch_size, slots):
-        """An empty KV cache: per block a `(keys, values)` pair `[batch, slots, kv_heads, head_dim]`."""
-        shape = (batch_size, slots, self.config.num_kv_heads, self.config.head_dim)
-        return [(ops.zeros(shape, block.compute_dtype), ops.zeros(shape, block.compute_dtype))
+        """An empty KV cache: per block a `(keys, values)` pair `[batch, kv_heads, slots,
+        head_dim]` (see `empty_kv_cache`)."""
+        return [empty_kv_cache(batch_size, slots, self.config.num_kv_heads,
+                               self.config.head_dim, block.compute_dtype)
                 for block in self.blocks]
 
-    def call_with_cache(self, token_ids, positions, cache, cache_index, attention_mask):
+    def call_with_cache(self, token_ids, positions, cache, cache_index, attention_mask,
+                        head=None):
         """Logits of new tokens whose keys and values are appended to the cache.
 
         Runs exactly the layers of the model, but each block's self-attention
@@ -107,6 +125,7 @@ class GPT(FamilyModel):
             cache_index: int scalar, the slot of the first new token.
             attention_mask: bool `[batch, time, slots]`: which cache slots each
                 new token may attend to (itself and the real tokens before it).
+            head: optional `output_head()`, made once for many calls.
 
         Returns:
             `(logits [batch, time, vocab] float32, new_cache)`.
@@ -119,7 +138,7 @@ class GPT(FamilyModel):
                 attention_mask=attention_mask, training=False,
             )
             new_cache.append(block_cache)
-        return self._logits(x), new_cache
+        return self._logits(x, head), new_cache
 
     def attention_maps(self, token_ids):
         """Self-attention weights of each block, re-running the layers eagerly.

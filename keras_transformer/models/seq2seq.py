@@ -33,6 +33,7 @@ from keras_transformer.layers import (
     TransformerBlock,
     make_norm,
 )
+from keras_transformer.layers.attention import empty_kv_cache
 from keras_transformer.layers.masking import attention_mask
 from keras_transformer.models.blocks import (
     FamilyModel,
@@ -212,10 +213,10 @@ class Seq2Seq(FamilyModel):
         return x, source_mask
 
     def init_cache(self, batch_size, slots):
-        """An empty self-attention cache: per decoder block a `(keys, values)` pair
-        `[batch, slots, kv_heads, head_dim]`; `slots` bounds the target length."""
-        shape = (batch_size, slots, self.config.num_kv_heads, self.config.head_dim)
-        return [(ops.zeros(shape, block.compute_dtype), ops.zeros(shape, block.compute_dtype))
+        """An empty self-attention cache: per decoder block a `(keys, values)` pair (see
+        `empty_kv_cache`); `slots` bounds the target length."""
+        return [empty_kv_cache(batch_size, slots, self.config.num_kv_heads,
+                               self.config.head_dim, block.compute_dtype)
                 for block in self.decoder_blocks]
 
     def cross_cache(self, encoded):
@@ -244,7 +245,7 @@ class Seq2Seq(FamilyModel):
         """
         target_ids = ops.convert_to_tensor(target_ids, "int32")
         batch, time = ops.shape(target_ids)[0], ops.shape(target_ids)[1]
-        slots = ops.shape(cache[0][0])[1]
+        slots = ops.shape(cache[0][0])[2]
         positions = ops.cast(index, "int32") + ops.arange(time, dtype="int32")
         slot = ops.arange(slots, dtype="int32")
         mask = attention_mask(positions, slot, causal=True)  # [1, time, slots]
