@@ -264,9 +264,9 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         if self._use_bias:
             qkv = qkv + ops.concatenate(
                 [ops.reshape(ops.cast(layer.bias, query.dtype), (-1,)) for layer in layers], axis=0)
-        batch, time = ops.shape(query)[0], ops.shape(query)[1]
-        qkv = ops.reshape(qkv, (batch, time, -1, self._key_dim))
         heads, kv_heads = self._num_heads, self.num_kv_heads
+        batch, time = ops.shape(query)[0], ops.shape(query)[1]
+        qkv = ops.reshape(qkv, (batch, time, heads + 2 * kv_heads, self._key_dim))
         return ops.split(qkv, [heads, heads + kv_heads], axis=2)
 
     def project_key_value(self, value, key=None):
