@@ -25,7 +25,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -40,26 +39,11 @@ from keras_transformer.training.backup import (  # noqa: E402
     parse_backup_every,
 )
 from keras_transformer.training.schedules import make_optimizer  # noqa: E402
+from train import StepTimer  # noqa: E402  (benchmarks/train.py, beside this script)
 
 # The default run: Tiny Shakespeare's 65 characters and padding (66 ids), 20 epochs of 122
 # steps of 64 x 128.
 VOCAB, EPOCHS, STEPS_PER_EPOCH, BATCH, SEQ_LEN = 66, 20, 122, 64, 128
-
-
-class StepTimer(keras.callbacks.Callback):
-    """Seconds of the training steps after the first `warmup` (compilation)."""
-
-    def __init__(self, warmup):
-        super().__init__()
-        self.warmup, self.seen, self.started, self.seconds = warmup, 0, None, None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.seen == self.warmup:
-            self.started = time.perf_counter()
-        self.seen += 1
-
-    def on_train_end(self, logs=None):
-        self.seconds = time.perf_counter() - self.started
 
 
 def default_gpt():

@@ -6,7 +6,7 @@ The step is `train.py --arch gpt`'s default (gpt-mini: 4 layers, d_model 128,
 4 heads, batch 64 x 128 characters, AdamW with clipping, float32). It is run
 two ways, each timed over `--steps` steady steps:
 
-- `fit`: `benchmarks/train.py`'s loop, `model.fit` on token arrays;
+- `fit`: `benchmarks/train.py`'s loop, `model.fit` on random tokens;
 - `train.py`: the real `train()` on Tiny Shakespeare (its tf.data pipeline,
   callbacks, progress bar and run directory), with a timer callback.
 
@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_transformer import TransformerConfig  # noqa: E402
-from train import StepTimer, compiled  # noqa: E402  (benchmarks/train.py)
+from train import StepTimer, batches, compiled  # noqa: E402  (benchmarks/train.py)
 
 BATCH, SEQ_LEN = 64, 128
 
@@ -123,35 +123,15 @@ def fit_step(jit, steps, warmup):
     """`benchmarks/train.py`'s step: `(seconds per step, fit-again callable)`."""
     model, _ = compiled("ours", config(), jit, False, 10 * (steps + warmup))
     ids = np.random.default_rng(0).integers(1, 66, size=(BATCH * (steps + warmup), SEQ_LEN + 1))
-    ids = ids.astype("int32")
+    data = batches(lambda x: x, ids.astype("int32"), BATCH)
 
     def fit(callbacks=(), n=steps + warmup):
-        model.fit(ids[: BATCH * n, :-1], ids[: BATCH * n, 1:], batch_size=BATCH, epochs=1,
-                  verbose=0, shuffle=False, callbacks=list(callbacks))
+        model.fit(data.take(n), epochs=1, verbose=0, callbacks=list(callbacks))
 
     fit(n=warmup)
     timer = StepTimer(warmup)
     fit([timer])
     return timer.seconds / steps, model, fit
-
-
-class SteadyTimer(keras.callbacks.Callback):
-    """The steps after the first `warmup` (seconds), and what follows the last step."""
-
-    def __init__(self, warmup):
-        super().__init__()
-        self.warmup = warmup
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if batch == self.warmup:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.last = time.perf_counter()
-
-    def on_train_end(self, logs=None):
-        self.steps_seconds = self.last - self.start
-        self.after_seconds = time.perf_counter() - self.last
 
 
 def train_py_step(jit, steps, warmup, data):
@@ -166,13 +146,13 @@ def train_py_step(jit, steps, warmup, data):
     out = tempfile.mkdtemp(prefix="profile_step-run-")
     settings = TrainSettings.for_arch("gpt", epochs=1, steps_per_epoch=steps + warmup, data=data,
                                       out=out, jit=jit, sample_tokens=0)
-    timer = SteadyTimer(warmup)
+    timer = StepTimer(warmup)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             train(settings, callbacks=[timer])
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return timer.steps_seconds / steps, timer.after_seconds
+    return timer.seconds / steps, timer.after_seconds
 
 
 def matmul_seconds(steps=20):

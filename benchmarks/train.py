@@ -4,7 +4,7 @@
 
 For every (batch, XLA on/off, float32/mixed_bfloat16) setting it compiles both
 models (with `train.py`'s optimizer), then trains them with `model.fit` on
-random tokens, their fits interleaved `--repeats` times in one process (these
+random tokens (pre-batched in `tf.data`, as `train.py` feeds them), their fits interleaved `--repeats` times in one process (these
 machines drift by up to 30 % between runs), and times the steady-state steps
 inside a callback (the first `--warmup` steps of each fit, which include
 tracing and compilation, are not timed); a row shows the median. MFU is the model's FLOPs per second over the
@@ -36,20 +36,30 @@ def matmul_peak_gflops(size=2048, repeats=20):
 
 
 class StepTimer(keras.callbacks.Callback):
-    """Seconds spent in training steps after the first `warmup` steps."""
+    """Seconds of the training steps after the first `warmup` of a `fit`.
+
+    `seconds` runs from the start of step `warmup` to the end of the last
+    step; `after_seconds` is what `fit` does after it (validation, the
+    epoch's callbacks, tearing the data iterator down), which a short timed
+    `fit` would otherwise spread over its few steps.
+    """
 
     def __init__(self, warmup):
         super().__init__()
         self.warmup = warmup
-        self.start = None
-        self.seconds = None
+        self.start = self.last = None
+        self.seconds = self.after_seconds = None
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == self.warmup:
             self.start = time.perf_counter()
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.last = time.perf_counter()
+
     def on_train_end(self, logs=None):
-        self.seconds = time.perf_counter() - self.start
+        self.seconds = self.last - self.start
+        self.after_seconds = time.perf_counter() - self.last
 
 
 def build_ours(config):
@@ -102,11 +112,22 @@ def compiled(impl, config, jit, mixed, total_steps):
     return model, to_inputs
 
 
-def timed_fit(model, to_inputs, ids, batch, warmup):
-    """Seconds of the steps after the first `warmup` of one `fit` over `ids`."""
+def batches(to_inputs, ids, batch):
+    """`ids` as `train.py` feeds a model: a `tf.data` stream of `(inputs, next ids)` batches.
+
+    (`fit` on the arrays themselves slices every batch through Keras' array
+    adapter, a cost `train.py`'s pre-batched pipeline does not have.)
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((to_inputs(ids[:, :-1]), ids[:, 1:]))
+    return dataset.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def timed_fit(model, data, warmup):
+    """Seconds of the steps after the first `warmup` of one `fit` over `data` (`batches`)."""
     timer = StepTimer(warmup)
-    model.fit(to_inputs(ids[:, :-1]), ids[:, 1:], batch_size=batch, epochs=1, verbose=0,
-              shuffle=False, callbacks=[timer])
+    model.fit(data, epochs=1, verbose=0, callbacks=[timer])
     return timer.seconds
 
 
@@ -117,10 +138,11 @@ def measure_row(impls, config, batch, seq_len, jit, mixed, steps, warmup, repeat
     rng = np.random.default_rng(0)
     ids = rng.integers(1, config.vocab_size, size=(batch * (steps + warmup), seq_len + 1))
     ids = ids.astype("int32")
+    data = {impl: batches(to_inputs, ids, batch) for impl, (_, to_inputs) in models.items()}
     speeds = {impl: [] for impl in impls}
     for _ in range(repeats):
-        for impl, (model, to_inputs) in models.items():
-            seconds = timed_fit(model, to_inputs, ids, batch, warmup)
+        for impl, (model, _) in models.items():
+            seconds = timed_fit(model, data[impl], warmup)
             speeds[impl].append(steps * batch * seq_len / seconds)
     return {impl: (float(np.median(values)), models[impl][0].count_params())
             for impl, values in speeds.items()}
