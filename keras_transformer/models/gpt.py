@@ -85,8 +85,9 @@ class GPT(FamilyModel):
     def _logits(self, x, head=None):
         if self.final_norm is not None:
             x = self.final_norm(x)
-        if head is not None:
-            logits = ops.matmul(x, ops.cast(head, x.dtype))
+        if head is not None:  # in the dtype the head layer itself computes in
+            dtype = x.dtype if self.lm_head is None else self.lm_head.compute_dtype
+            logits = ops.matmul(ops.cast(x, dtype), ops.cast(head, dtype))
         else:
             logits = self.embedding(x, reverse=True) if self.lm_head is None else self.lm_head(x)
         return ops.cast(logits, "float32")
