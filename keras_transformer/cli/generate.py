@@ -27,6 +27,7 @@ import os
 import sys
 
 from keras_transformer.cli.common import ArgumentParser, run
+from keras_transformer.config import INT32_MAX
 from keras_transformer.errors import UserInputError
 
 
@@ -156,7 +157,7 @@ def build_parser():
 
 
 # The decoding loops count tokens and seeds in int32 tensors.
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT32_MIN = -(2**31)
 
 
 def _memory_bytes():

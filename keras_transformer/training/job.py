@@ -18,11 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from keras_transformer.config import INT32_MAX  # TensorFlow counts steps and sizes in int32
 from keras_transformer.errors import UserInputError
-
-# The largest count a setting may hold: TensorFlow counts steps, positions and
-# sizes in int32 tensors, so a larger one would fail deep inside training.
-INT32_MAX = 2**31 - 1
 
 
 def check_positive_ints(settings, *names):
