@@ -60,14 +60,14 @@ def test_train_writes_every_output_file(trained_run):
     assert not {"sample_tokens", "beam_width", "val_batches", "rnn_units"} & set(settings)
 
 
-def test_generate_cli_continues_a_prompt(trained_run, cli):
+def test_generate_cli_continues_a_prompt(trained_run, cli_batch):
     root, run, _ = trained_run
     args = ["-m", "keras_transformer.generate", "--model", str(run), "--prompt", "JULIET:",
             "--max-new-tokens", "25", "--temperature", "0.8", "--top-k", "5", "--seed", "3"]
-    first = cli(args, cwd=root)
+    first, again = cli_batch([args, args], cwd=root)
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.startswith("JULIET:") and len(first.stdout) == len("JULIET:") + 25 + 1
-    assert cli(args, cwd=root).stdout == first.stdout  # the seed makes it reproducible
+    assert again.stdout == first.stdout  # the seed makes it reproducible
 
 
 def _without(flags, *names):
@@ -95,45 +95,61 @@ def test_charrnn_trains_end_to_end(tmp_path, cli):
     assert set(os.listdir(tmp_path / "rnn")) >= RUN_FILES
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["missing_data", "empty_data", "unknown_arch", "seq_len_above_max_len", "bad_prompt",
-     "bad_flag_value"],
-)
-def test_train_rejects_bad_input_in_one_line(case, tmp_path, cli):
-    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
-    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    args = {
-        "missing_data": ["--data", "nowhere.txt"],
-        "empty_data": ["--data", "empty.txt"],
-        "unknown_arch": ["--arch", "lstm-transformer", "--data", "play.txt"],
-        "seq_len_above_max_len": ["--data", "play.txt", "--seq-len", "256"],
-        "bad_prompt": ["--data", "play.txt", "--prompt", "ROMEO§"],
-        "bad_flag_value": ["--data", "play.txt", "--d-model", "30", "--num-heads", "4"],
-    }[case]
-    result = cli(["train.py", "--out", "run", *args], cwd=tmp_path)
+BAD_TRAIN_INPUT = {
+    "missing_data": ["--data", "nowhere.txt"],
+    "empty_data": ["--data", "empty.txt"],
+    "unknown_arch": ["--arch", "lstm-transformer", "--data", "play.txt"],
+    "seq_len_above_max_len": ["--data", "play.txt", "--seq-len", "256"],
+    "bad_prompt": ["--data", "play.txt", "--prompt", "ROMEO§"],
+    "bad_flag_value": ["--data", "play.txt", "--d-model", "30", "--num-heads", "4"],
+}
+
+
+@pytest.fixture(scope="module")
+def bad_train_input(tmp_path_factory):
+    """case -> (its directory, the train.py result): every case in one process, each in a
+    directory of its own."""
+    from conftest import run_cli_batch
+
+    root = tmp_path_factory.mktemp("bad_train_input")
+    commands = []
+    for case, args in BAD_TRAIN_INPUT.items():
+        (root / case).mkdir()
+        (root / case / "play.txt").write_text(make_text(), encoding="utf-8")
+        (root / case / "empty.txt").write_text("", encoding="utf-8")
+        commands.append((["train.py", "--out", "run", *args], {"cwd": root / case}))
+    results = run_cli_batch(commands, cwd=root)
+    return {case: (root / case, result)
+            for case, result in zip(BAD_TRAIN_INPUT, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRAIN_INPUT))
+def test_train_rejects_bad_input_in_one_line(case, bad_train_input):
+    folder, result = bad_train_input[case]
     _assert_one_line_error(result, "train.py")
-    assert not (tmp_path / "run" / "metrics.json").exists()
-    assert not (tmp_path / "run").exists(), "a run directory was left behind"
+    assert not (folder / "run" / "metrics.json").exists()
+    assert not (folder / "run").exists(), "a run directory was left behind"
 
 
-def test_generate_cli_cache_flags_and_sliding(trained_run, cli):
+def test_generate_cli_cache_flags_and_sliding(trained_run, cli_batch):
     root, run, _ = trained_run
     base = ["-m", "keras_transformer.generate", "--model", str(run), "--prompt", "JULIET:",
             "--temperature", "0.8", "--seed", "3"]
-    cached = cli([*base, "--max-new-tokens", "20"], cwd=root)
-    uncached = cli([*base, "--max-new-tokens", "20", "--no-cache"], cwd=root)
+    cached, uncached, no_slide, slid, slide = cli_batch([
+        [*base, "--max-new-tokens", "20"],
+        [*base, "--max-new-tokens", "20", "--no-cache"],
+        [*base, "--max-new-tokens", "40", "--no-slide"],
+        [*base, "--max-new-tokens", "40"],
+        [*base, "--max-new-tokens", "40", "--slide"],
+    ], cwd=root)
     assert cached.returncode == 0 and cached.stdout == uncached.stdout, uncached.stderr[-2000:]
     # 7 + 40 characters do not fit the 32-position context: the window slides by
     # default (as in the library), and --no-slide makes it an error.
-    last = _assert_one_line_error(
-        cli([*base, "--max-new-tokens", "40", "--no-slide"], cwd=root), "generate"
-    )
+    last = _assert_one_line_error(no_slide, "generate")
     assert "slide" in last
-    slid = cli([*base, "--max-new-tokens", "40"], cwd=root)
     assert slid.returncode == 0 and len(slid.stdout) == len("JULIET:") + 40 + 1
     assert slid.stdout.startswith(cached.stdout.rstrip("\n"))
-    assert cli([*base, "--max-new-tokens", "40", "--slide"], cwd=root).stdout == slid.stdout
+    assert slide.stdout == slid.stdout
 
 
 def test_inspect_cli_reads_a_run_directory(trained_run, cli):
@@ -144,25 +160,41 @@ def test_inspect_cli_reads_a_run_directory(trained_run, cli):
     assert f"{params:,}" in result.stdout and "kv heads" in result.stdout
 
 
-@pytest.mark.parametrize("case", ["not_a_run", "unknown_characters", "corrupt_model", "too_long"])
-def test_generate_rejects_bad_input_in_one_line(case, trained_run, tmp_path, cli):
+BAD_GENERATE_INPUT = ["not_a_run", "unknown_characters", "corrupt_model", "too_long"]
+
+
+@pytest.fixture(scope="module")
+def bad_generate_input(trained_run, tmp_path_factory):
+    """case -> the generate result: every case in one process."""
+    from conftest import run_cli_batch
+
     root, run, _ = trained_run
-    model_dir, prompt = str(run), "ROMEO:"
-    if case == "not_a_run":
-        model_dir = str(tmp_path)
-    elif case == "unknown_characters":
-        prompt = "ROMEO: ¿qué?"
-    elif case == "too_long":
-        prompt = "ROMEO: " * 10
-    else:
-        broken = tmp_path / "broken"
-        broken.mkdir()
-        for name in ("tokenizer.json", "config.json"):
-            (broken / name).write_bytes((run / name).read_bytes())
-        (broken / "model.keras").write_bytes((run / "model.keras").read_bytes()[:500])
-        model_dir = str(broken)
-    result = cli(["-m", "keras_transformer.generate", "--model", model_dir, "--prompt", prompt,
-                  "--max-new-tokens", "5"], cwd=root)
+    folder = tmp_path_factory.mktemp("bad_generate_input")
+    commands = []
+    for case in BAD_GENERATE_INPUT:
+        model_dir, prompt = str(run), "ROMEO:"
+        if case == "not_a_run":
+            model_dir = str(folder / "empty")
+            os.mkdir(model_dir)
+        elif case == "unknown_characters":
+            prompt = "ROMEO: ¿qué?"
+        elif case == "too_long":
+            prompt = "ROMEO: " * 10
+        else:
+            broken = folder / "broken"
+            broken.mkdir()
+            for name in ("tokenizer.json", "config.json"):
+                (broken / name).write_bytes((run / name).read_bytes())
+            (broken / "model.keras").write_bytes((run / "model.keras").read_bytes()[:500])
+            model_dir = str(broken)
+        commands.append(["-m", "keras_transformer.generate", "--model", model_dir, "--prompt",
+                         prompt, "--max-new-tokens", "5"])
+    return dict(zip(BAD_GENERATE_INPUT, run_cli_batch(commands, cwd=root), strict=True))
+
+
+@pytest.mark.parametrize("case", BAD_GENERATE_INPUT)
+def test_generate_rejects_bad_input_in_one_line(case, bad_generate_input):
+    result = bad_generate_input[case]
     last = _assert_one_line_error(result, "generate")
     assert result.stdout == ""
     assert {"not_a_run": "not a finished run", "unknown_characters": "not in the tokenizer",
@@ -293,21 +325,40 @@ def test_a_killed_run_resumes_from_its_backup(tmp_path):
     assert [int(row["epoch"]) for row in _history_rows(history)][-1] == 5
 
 
-@pytest.mark.parametrize(
-    "arch, flags, named",
-    [
-        ("charrnn", ["--position", "rope", "--num-heads", "2"], ["--position", "--num-heads"]),
-        ("gpt", ["--rnn-units", "8"], ["--rnn-units"]),
-        ("gpt", ["--num-segments", "2"], ["--num-segments"]),
-        ("bert", ["--num-decoder-layers", "3", "--no-share-embeddings"],
-         ["--num-decoder-layers", "--no-share-embeddings"]),
-    ],
-)
-def test_train_refuses_flags_the_arch_would_ignore(arch, flags, named, tmp_path, cli):
+IGNORED_FLAGS = [
+    ("charrnn", ["--position", "rope", "--num-heads", "2"], ["--position", "--num-heads"]),
+    ("gpt", ["--rnn-units", "8"], ["--rnn-units"]),
+    ("gpt", ["--num-segments", "2"], ["--num-segments"]),
+    ("bert", ["--num-decoder-layers", "3", "--no-share-embeddings"],
+     ["--num-decoder-layers", "--no-share-embeddings"]),
+]
+
+
+@pytest.fixture(scope="module")
+def ignored_flags(tmp_path_factory):
+    """index -> (its directory, the train.py result): every case in one process, each in a
+    directory of its own."""
+    from conftest import run_cli_batch
+
+    root = tmp_path_factory.mktemp("ignored_flags")
+    commands = []
+    for index, (arch, flags, _) in enumerate(IGNORED_FLAGS):
+        folder = root / str(index)
+        folder.mkdir()
+        (folder / "play.txt").write_text(make_text(), encoding="utf-8")
+        commands.append((["train.py", "--arch", arch, "--data", "play.txt", "--out", "run",
+                          *flags, "--epochs", "1", "--steps-per-epoch", "1", "--no-jit"],
+                         {"cwd": folder}))
+    results = run_cli_batch(commands, cwd=root)
+    return [(root / str(index), result) for index, result in enumerate(results)]
+
+
+@pytest.mark.parametrize("index", range(len(IGNORED_FLAGS)),
+                         ids=[f"{arch}-{flags[0]}" for arch, flags, _ in IGNORED_FLAGS])
+def test_train_refuses_flags_the_arch_would_ignore(index, ignored_flags):
     # The char-RNN (Embedding + LSTM) has no positions or heads; a Transformer no LSTM.
-    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
-    result = cli(["train.py", "--arch", arch, "--data", "play.txt", "--out", "run", *flags,
-                  "--epochs", "1", "--steps-per-epoch", "1", "--no-jit"], cwd=tmp_path)
+    arch, _, named = IGNORED_FLAGS[index]
+    tmp_path, result = ignored_flags[index]
     last = _assert_one_line_error(result, "train.py")
     # One line of ours (TensorFlow's own import-time log lines may precede it).
     ours = [line for line in result.stderr.splitlines() if line.startswith("train.py")]

@@ -59,58 +59,84 @@ def test_bpe_run_stores_its_model_and_reports_per_character(bpe_run):
     assert (run / "sample.txt").read_text(encoding="utf-8").startswith("ROMEO:")
 
 
-def test_generate_continues_a_prompt_with_a_bpe_run(bpe_run, cli):
+def test_generate_continues_a_prompt_with_a_bpe_run(bpe_run, cli_batch):
     root, run, _ = bpe_run
     args = ["-m", "keras_transformer.generate", "--model", str(run), "--prompt", "JULIET: ¿qué?",
             "--max-new-tokens", "12", "--seed", "3"]
-    first = cli(args, cwd=root)  # characters the training text lacks: byte fallback
+    first, again = cli_batch([args, args], cwd=root)  # characters the training text lacks: byte fallback
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.startswith("JULIET: ¿qué?") and len(first.stdout) > len("JULIET: ¿qué?\n")
-    assert cli(args, cwd=root).stdout == first.stdout
+    assert again.stdout == first.stdout
+
+
+@pytest.fixture(scope="module")
+def bad_prompts(bpe_run):
+    """case -> the generate result: both cases in one process."""
+    from conftest import run_cli_batch
+
+    root, run, _ = bpe_run
+    prompts = {"empty_prompt": "", "prompt_too_long": "thou art the king of night " * 10}
+    results = run_cli_batch([["-m", "keras_transformer.generate", "--model", str(run), "--prompt",
+                              prompt, "--max-new-tokens", "5"] for prompt in prompts.values()],
+                            cwd=root)
+    return dict(zip(prompts, results, strict=True))
 
 
 @pytest.mark.parametrize("case", ["empty_prompt", "prompt_too_long"])
-def test_generate_rejects_bad_prompts_for_bpe(case, bpe_run, cli):
-    root, run, _ = bpe_run
-    prompt = "" if case == "empty_prompt" else "thou art the king of night " * 10
-    result = cli(["-m", "keras_transformer.generate", "--model", str(run), "--prompt", prompt,
-                  "--max-new-tokens", "5"], cwd=root)
-    _assert_one_line_error(result, "generate", {"empty_prompt": "the prompt is empty",
-                                                "prompt_too_long": "longer than the model's "
-                                                "context of 32"}[case])
+def test_generate_rejects_bad_prompts_for_bpe(case, bad_prompts):
+    _assert_one_line_error(bad_prompts[case], "generate", {
+        "empty_prompt": "the prompt is empty",
+        "prompt_too_long": "longer than the model's context of 32"}[case])
 
 
-@pytest.mark.parametrize("case", ["vocab_too_large", "vocab_too_small", "non_utf8_data",
-                                  "empty_prompt", "prompt_too_long", "splits_without_wikitext",
-                                  "wikitext_missing_split", "wikitext_without_data"])
-def test_train_rejects_bad_subword_input_in_one_line(case, tmp_path, cli):
-    (tmp_path / "play.txt").write_text(make_text(), encoding="utf-8")
-    (tmp_path / "latin1.txt").write_bytes(make_text().encode() + "caf\xe9\n".encode("latin-1"))
-    (tmp_path / "wt2").mkdir()
-    (tmp_path / "wt2" / "valid.txt").write_text(" = A = \n text . \n", encoding="utf-8")
-    args, expected = {
-        "vocab_too_large": (["--data", "play.txt", "--tokenizer", "bpe", "--vocab-size", "50000"],
-                            "is larger than this training text supports"),
-        "vocab_too_small": (["--data", "play.txt", "--tokenizer", "bpe", "--vocab-size", "100"],
-                            "is too small for this training text"),
-        "non_utf8_data": (["--data", "latin1.txt", *BPE], "not UTF-8 text"),
-        "empty_prompt": (["--data", "play.txt", *BPE, "--prompt", ""], "--prompt is empty"),
-        "prompt_too_long": (["--data", "play.txt", *BPE, "--max-len", "16", "--seq-len", "16",
-                             "--prompt", "thou art the king " * 8],
-                            "--prompt is longer than the model's context of 16 tokens"),
-        "splits_without_wikitext": (["--data", "play.txt", "--eval-split", "test"],
-                                    "are for --dataset wikitext2"),
-        "wikitext_missing_split": (["--dataset", "wikitext2", "--data", "wt2"],
-                                   "has no train split"),
-        "wikitext_without_data": (["--dataset", "wikitext2"], "'datasets' package"),
-    }[case]
-    env = {"PYTHONPATH": REPO + os.pathsep + str(tmp_path / "no_datasets")}
-    if case == "wikitext_without_data":  # a `datasets` that cannot be imported, even if installed
-        (tmp_path / "no_datasets").mkdir()
-        (tmp_path / "no_datasets" / "datasets.py").write_text("raise ImportError('hidden')\n")
-    result = cli(["train.py", "--out", "run", *args], cwd=tmp_path, env=env)
-    _assert_one_line_error(result, "train.py", expected)
-    assert not (tmp_path / "run").exists(), "a run directory was left behind"
+BAD_SUBWORD_INPUT = {
+    "vocab_too_large": (["--data", "play.txt", "--tokenizer", "bpe", "--vocab-size", "50000"],
+                        "is larger than this training text supports"),
+    "vocab_too_small": (["--data", "play.txt", "--tokenizer", "bpe", "--vocab-size", "100"],
+                        "is too small for this training text"),
+    "non_utf8_data": (["--data", "latin1.txt", *BPE], "not UTF-8 text"),
+    "empty_prompt": (["--data", "play.txt", *BPE, "--prompt", ""], "--prompt is empty"),
+    "prompt_too_long": (["--data", "play.txt", *BPE, "--max-len", "16", "--seq-len", "16",
+                         "--prompt", "thou art the king " * 8],
+                        "--prompt is longer than the model's context of 16 tokens"),
+    "splits_without_wikitext": (["--data", "play.txt", "--eval-split", "test"],
+                                "are for --dataset wikitext2"),
+    "wikitext_missing_split": (["--dataset", "wikitext2", "--data", "wt2"],
+                               "has no train split"),
+    "wikitext_without_data": (["--dataset", "wikitext2"], "'datasets' package"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_subword_input(tmp_path_factory):
+    """case -> (its directory, the train.py result): every case in one process (whose path
+    has a `datasets` that cannot be imported, even if installed), each in a directory of its
+    own."""
+    from conftest import run_cli_batch
+
+    root = tmp_path_factory.mktemp("bad_subword_input")
+    (root / "no_datasets").mkdir()
+    (root / "no_datasets" / "datasets.py").write_text("raise ImportError('hidden')\n")
+    commands = []
+    for case, (args, _) in BAD_SUBWORD_INPUT.items():
+        folder = root / case
+        folder.mkdir()
+        (folder / "play.txt").write_text(make_text(), encoding="utf-8")
+        (folder / "latin1.txt").write_bytes(make_text().encode() + "caf\xe9\n".encode("latin-1"))
+        (folder / "wt2").mkdir()
+        (folder / "wt2" / "valid.txt").write_text(" = A = \n text . \n", encoding="utf-8")
+        commands.append((["train.py", "--out", "run", *args], {"cwd": folder}))
+    env = {"PYTHONPATH": REPO + os.pathsep + str(root / "no_datasets")}
+    results = run_cli_batch(commands, cwd=root, env=env)
+    return {case: (root / case, result)
+            for case, result in zip(BAD_SUBWORD_INPUT, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", list(BAD_SUBWORD_INPUT))
+def test_train_rejects_bad_subword_input_in_one_line(case, bad_subword_input):
+    folder, result = bad_subword_input[case]
+    _assert_one_line_error(result, "train.py", BAD_SUBWORD_INPUT[case][1])
+    assert not (folder / "run").exists(), "a run directory was left behind"
 
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED_WIKITEXT, "valid.txt")),
@@ -118,7 +144,10 @@ def test_train_rejects_bad_subword_input_in_one_line(case, tmp_path, cli):
 def test_wikitext2_trains_on_valid_and_reports_perplexity_on_test(tmp_path, cli):
     result = cli(["train.py", "--arch", "gpt", "--dataset", "wikitext2", "--data", SHARED_WIKITEXT,
                   "--train-split", "valid", "--eval-split", "test", "--tokenizer", "bpe",
-                  "--vocab-size", "1000", "--out", "run", *TINY_TRAIN_FLAGS], cwd=tmp_path)
+                  "--vocab-size", "1000", "--out", "run", *TINY_TRAIN_FLAGS,
+                  # batches of 64 (not 8) windows: the test split's ~1,200 batches of 8 per
+                  # epoch were most of this test's time
+                  "--batch-size", "64"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["data"] == "wikitext2:valid->test"

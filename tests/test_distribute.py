@@ -242,20 +242,44 @@ def test_mixed_precision_trains_with_float32_variables_and_a_finite_loss(play):
     assert model.get_layer("block_0").dtype_policy.name == policy
 
 
+BAD_STRATEGY_SETTINGS = [
+    (["--strategy", "tpu"], {}, "--strategy tpu: no TPU could be reached"),
+    (["--strategy", "multiworker", "--out", "mw"], {"TF_CONFIG": ""}, "needs the TF_CONFIG"),
+    (["--strategy", "multiworker", "--out", "mw"], {"TF_CONFIG": "{nope"}, "TF_CONFIG is not"),
+    (["--strategy", "multiworker"], {}, "needs --out"),
+    (["--strategy", "gpus"], {}, "invalid choice"),
+    (["--cpu-devices", "0"], {}, "cpu_devices must be positive"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_strategy_runs(tmp_path_factory):
+    """index -> (its directory, the train.py result): every case in one process (the TPU
+    probe last), each in a directory and an environment of its own."""
+    from conftest import run_cli_batch
+
+    root = tmp_path_factory.mktemp("bad_strategy")
+    order = sorted(range(len(BAD_STRATEGY_SETTINGS)),
+                   key=lambda i: "tpu" in BAD_STRATEGY_SETTINGS[i][0])
+    commands = []
+    for index in order:
+        flags, env, _ = BAD_STRATEGY_SETTINGS[index]
+        folder = root / str(index)
+        folder.mkdir()
+        (folder / "play.txt").write_text(make_text(), encoding="utf-8")
+        commands.append((["train.py", "--data", "play.txt", *flags], {"cwd": folder, "env": env}))
+    results = run_cli_batch(commands, cwd=root)
+    return {index: (root / str(index), result)
+            for index, result in zip(order, results, strict=True)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "flags, env, message",
-    [
-        (["--strategy", "tpu"], {}, "--strategy tpu: no TPU could be reached"),
-        (["--strategy", "multiworker", "--out", "mw"], {"TF_CONFIG": ""}, "needs the TF_CONFIG"),
-        (["--strategy", "multiworker", "--out", "mw"], {"TF_CONFIG": "{nope"}, "TF_CONFIG is not"),
-        (["--strategy", "multiworker"], {}, "needs --out"),
-        (["--strategy", "gpus"], {}, "invalid choice"),
-        (["--cpu-devices", "0"], {}, "cpu_devices must be positive"),
-    ],
-)
-def test_bad_strategy_settings_are_one_line_errors(play, flags, env, message):
-    result = run_cli(["train.py", "--data", "play.txt", *flags], cwd=play, env=env)
+@pytest.mark.parametrize("index", range(len(BAD_STRATEGY_SETTINGS)),
+                         ids=[" ".join(f) + "".join(f"-{k}={v}" for k, v in e.items())
+                              for f, e, _ in BAD_STRATEGY_SETTINGS])
+def test_bad_strategy_settings_are_one_line_errors(bad_strategy_runs, index):
+    message = BAD_STRATEGY_SETTINGS[index][2]
+    play, result = bad_strategy_runs[index]
     assert result.returncode == 2, result.stdout[-1000:] + result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]

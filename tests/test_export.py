@@ -218,16 +218,35 @@ def exported_run(tmp_path_factory):
     return root, root / "run"
 
 
+GENERATE_ARGS = ["--prompt", "JULIET:", "--max-new-tokens", "20", "--temperature", "0.8",
+                 "--top-k", "5", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def run_commands(exported_run):
+    """The command lines the tests below check, run on `exported_run` in one process (one
+    TensorFlow import): export it again, generate from the run and from its SavedModel, and
+    TensorFlow's saved_model_cli on the SavedModel (last: it parses absl flags)."""
+    from conftest import run_cli_batch
+
+    root, run = exported_run
+    names = ("export", "from_run", "from_saved_model", "saved_model_cli")
+    results = run_cli_batch([
+        ["-m", "keras_transformer.export", str(run), "again"],
+        ["-m", "keras_transformer.generate", "--model", str(run), *GENERATE_ARGS],
+        ["-m", "keras_transformer.generate", "--model", str(run / "saved_model"), *GENERATE_ARGS],
+        ["-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
+         str(run / "saved_model"), "--all"],
+    ], cwd=root)
+    return dict(zip(names, results, strict=True))
+
+
 @pytest.mark.slow
-def test_train_export_writes_a_saved_model_with_two_signatures(exported_run):
+def test_train_export_writes_a_saved_model_with_two_signatures(exported_run, run_commands):
     root, run = exported_run
     assert (run / "saved_model" / "saved_model.pb").exists()
     assert not [name for name in os.listdir(run) if name.startswith(".saved_model")]
-    shown = subprocess.run(
-        [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
-         str(run / "saved_model"), "--all"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-    )
+    shown = run_commands["saved_model_cli"]
     assert shown.returncode == 0, shown.stderr[-2000:]
     for line in ("signature_def['generate']", "signature_def['logits']", "inputs['prompt']",
                  "inputs['max_new_tokens']", "inputs['temperature']", "inputs['top_k']",
@@ -237,22 +256,18 @@ def test_train_export_writes_a_saved_model_with_two_signatures(exported_run):
 
 
 @pytest.mark.slow
-def test_generate_cli_takes_a_saved_model_or_a_run_directory(exported_run, cli):
-    root, run = exported_run
-    args = ["--prompt", "JULIET:", "--max-new-tokens", "20", "--temperature", "0.8",
-            "--top-k", "5", "--seed", "3"]
-    from_run = cli(["-m", "keras_transformer.generate", "--model", str(run), *args], cwd=root)
-    exported = cli(["-m", "keras_transformer.generate", "--model", str(run / "saved_model"),
-                    *args], cwd=root)
+def test_generate_cli_takes_a_saved_model_or_a_run_directory(run_commands):
+    from_run, exported = run_commands["from_run"], run_commands["from_saved_model"]
+    assert from_run.returncode == 0, from_run.stderr[-2000:]
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert exported.stdout == from_run.stdout and exported.stdout.startswith("JULIET:")
     assert len(exported.stdout) == len("JULIET:") + 20 + 1
 
 
 @pytest.mark.slow
-def test_export_cli_writes_the_same_generator(exported_run, cli):
+def test_export_cli_writes_the_same_generator(exported_run, run_commands):
     root, run = exported_run
-    result = cli(["-m", "keras_transformer.export", str(run), "again"], cwd=root)
+    result = run_commands["export"]
     assert result.returncode == 0, result.stderr[-2000:]
     texts = [_call(tf.saved_model.load(str(path)), ["ROMEO:", "NURSE"], 10).numpy().tolist()
              for path in (run / "saved_model", root / "again")]

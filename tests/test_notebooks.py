@@ -42,9 +42,16 @@ def test_committed_copy_shows_a_full_run_with_plots(name):
     assert not any("fast mode: True" in o.get("text", "") for o in outputs)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_in_fast_mode(name, tmp_path):
+# The two longest fast-mode runs are tests/test_notebooks_longest.py's: a test file runs
+# on one pytest-xdist worker (--dist loadfile), so the two files run side by side.
+RUN_ELSEWHERE = ("04_bert_and_seq2seq", "07_pretrained")
+
+
+def test_every_notebook_runs_in_fast_mode_in_one_of_the_two_files():
+    assert set(RUN_ELSEWHERE) <= set(NOTEBOOKS)
+
+
+def run_in_fast_mode(name, tmp_path):
     env = dict(os.environ)  # execute.py puts this checkout on the kernel's path itself
     if os.path.exists(SHARED_SHAKESPEARE):
         # Tiny Shakespeare through a Keras cache of our own: get_file finds it by name and sha256.
@@ -58,3 +65,9 @@ def test_notebook_runs_in_fast_mode(name, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"{name}.ipynb:" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in NOTEBOOKS if name not in RUN_ELSEWHERE])
+def test_notebook_runs_in_fast_mode(name, tmp_path):
+    run_in_fast_mode(name, tmp_path)

@@ -292,7 +292,7 @@ def gpt2_with_tokenizer(tmp_path_factory):
 
 
 def test_a_checkpoint_folder_generates_exports_and_stops_at_its_end_token(
-        gpt2_with_tokenizer, tmp_path, cli):
+        gpt2_with_tokenizer, tmp_path, cli, cli_batch):
     folder, reference, vocab = gpt2_with_tokenizer
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     prompt = "ROMEO:\nWhat"
@@ -302,10 +302,6 @@ def test_a_checkpoint_folder_generates_exports_and_stops_at_its_end_token(
                                     eos_token_id=None, pad_token_id=0)[0, prompt_ids.shape[1]:]
     args = ["-m", "keras_transformer.generate", "--prompt", prompt, "--max-new-tokens", "12",
             "--temperature", "0"]
-    result = cli([*args, "--model", str(folder)], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout == prompt + hf_tokenizer.decode(greedy) + "\n"
-
     # The same checkpoint whose end-of-sequence token is the 5th greedy token: text ends there.
     stop = int(greedy[4])
     stopped = tmp_path / "stopped"
@@ -315,13 +311,19 @@ def test_a_checkpoint_folder_generates_exports_and_stops_at_its_end_token(
     _write(stopped / "tokenizer_config.json", json.dumps({**config, "eos_token": token}))
     first = next(i for i, t in enumerate(greedy.tolist()) if t == stop)
     expected = prompt + hf_tokenizer.decode(greedy[:first])
-    result = cli([*args, "--model", str(stopped)], cwd=tmp_path)
+    # The three commands in one process (one TensorFlow import); the SavedModel is then
+    # loaded in a fresh one.
+    result, stopped_result, exported = cli_batch([
+        [*args, "--model", str(folder)],
+        [*args, "--model", str(stopped)],
+        ["-m", "keras_transformer.export", str(stopped), str(tmp_path / "saved")],
+    ], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout == expected + "\n"
+    assert result.stdout == prompt + hf_tokenizer.decode(greedy) + "\n"
+    assert stopped_result.returncode == 0, stopped_result.stderr[-2000:]
+    assert stopped_result.stdout == expected + "\n"
 
     # Exported, in a process that imports only TensorFlow: the same text.
-    exported = cli(["-m", "keras_transformer.export", str(stopped), str(tmp_path / "saved")],
-                   cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]
     fresh = cli(["-c", FRESH_TENSORFLOW, str(tmp_path / "saved"), prompt], cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr[-2000:]
@@ -338,7 +340,7 @@ def test_a_bad_checkpoint_folder_is_one_line_for_generate(checkpoints, tmp_path,
     assert last.startswith("generate: error: ") and "rope_type='yarn'" in last
 
 
-def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, cli):
+def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, cli, cli_batch):
     from conftest import make_text
 
     folder, reference, _ = gpt2_with_tokenizer
@@ -356,14 +358,21 @@ def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, 
               (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
     header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
     assert header[1] == "loss" and len(losses) == 3 and losses[-1] < losses[0] - 0.1, losses
+    # The commands after training, in one process (one TensorFlow import): generate, export,
+    # and train.py with the flags that the checkpoint decides.
+    refusals = ((["--d-model", "64"], "--d-model"), (["--tokenizer", "bpe"], "--tokenizer"),
+                (["--preset", "gpt2-small"], "--preset"))
+    generated, exported, *refused_runs = cli_batch([
+        ["-m", "keras_transformer.generate", "--model", "run", "--prompt", "ROMEO:",
+         "--max-new-tokens", "5", "--temperature", "0"],
+        ["-m", "keras_transformer.export", "run", "back", "--format", "hf"],
+        *(["train.py", "--arch", "gpt", "--init-from", str(folder), "--out", "bad", *flags, *extra]
+          for extra, _ in refusals),
+    ], cwd=tmp_path)
     # The run directory generates with the checkpoint's tokenizer.
-    generated = cli(["-m", "keras_transformer.generate", "--model", "run", "--prompt", "ROMEO:",
-                     "--max-new-tokens", "5", "--temperature", "0"], cwd=tmp_path)
     assert generated.returncode == 0, generated.stderr[-2000:]
     assert generated.stdout.startswith("ROMEO:")
     # Exported back to the Hugging Face layout: transformers computes what the run's model does.
-    exported = cli(["-m", "keras_transformer.export", "run", "back", "--format", "hf"],
-                   cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr[-2000:]
     from keras_transformer.cli.generate import load_run
 
@@ -376,10 +385,7 @@ def test_train_init_from_fine_tunes_a_checkpoint(gpt2_with_tokenizer, tmp_path, 
     _assert_same_logits(ours(ids), _reference_logits(back, ids))
     assert np.abs(_reference_logits(back, ids) - _reference_logits(reference, ids)).max() > 0.1
     # The checkpoint sets the architecture and the tokenizer: their flags are one line.
-    for extra, named in ((["--d-model", "64"], "--d-model"), (["--tokenizer", "bpe"], "--tokenizer"),
-                         (["--preset", "gpt2-small"], "--preset")):
-        refused = cli(["train.py", "--arch", "gpt", "--init-from", str(folder), "--out", "bad",
-                       *flags, *extra], cwd=tmp_path)
+    for (_, named), refused in zip(refusals, refused_runs, strict=True):
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         last = refused.stderr.strip().splitlines()[-1]
         assert last.startswith("train.py: error: ") and named in last and "--init-from" in last
@@ -426,7 +432,7 @@ def test_export_format_hf_refuses_a_char_run_inone_line(tmp_path, cli):
 
 
 def test_hf_names_resolve_through_the_hub_cache_and_fail_in_one_line_offline(
-        gpt2_with_tokenizer, tmp_path, cli):
+        gpt2_with_tokenizer, tmp_path, cli_batch):
     """`hf://ORG/NAME` is the Hub snapshot; here a cache laid out as `huggingface_hub` keeps it."""
     folder, _, _ = gpt2_with_tokenizer
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -436,24 +442,25 @@ def test_hf_names_resolve_through_the_hub_cache_and_fail_in_one_line_offline(
     (repo / "refs" / "main").write_text(commit)
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     args = ["--prompt", "ROMEO:", "--max-new-tokens", "6", "--temperature", "0"]
-    by_name = cli(["-m", "keras_transformer.generate", "--model", "hf://course/tiny-gpt2", *args],
-                  cwd=tmp_path, env=env)
-    by_path = cli(["-m", "keras_transformer.generate", "--model", str(folder), *args],
-                  cwd=tmp_path, env=env)
+    # Not in the cache and no network allowed: one line naming the repository, for each command.
+    failing = (["-m", "keras_transformer.generate", "--model", "hf://course/absent", *args],
+               ["-m", "keras_transformer.export", "hf://course/absent", "out"],
+               ["-m", "keras_transformer.inspect", "hf://course/absent"],
+               ["train.py", "--arch", "gpt", "--init-from", "hf://course/absent", "--out", "run"],
+               ["-m", "keras_transformer.inspect", "hf://too/many/parts"])
+    # Every command in one process (one TensorFlow import; the Hub's settings are read as
+    # huggingface_hub is imported, so they are the process's environment).
+    by_name, by_path, inspected, *failed = cli_batch([
+        ["-m", "keras_transformer.generate", "--model", "hf://course/tiny-gpt2", *args],
+        ["-m", "keras_transformer.generate", "--model", str(folder), *args],
+        ["-m", "keras_transformer.inspect", "hf://course/tiny-gpt2"],
+        *failing,
+    ], cwd=tmp_path, env=env)
     assert by_name.returncode == 0, by_name.stderr[-2000:]
     assert by_name.stdout == by_path.stdout and by_name.stdout.startswith("ROMEO:")
-    inspected = cli(["-m", "keras_transformer.inspect", "hf://course/tiny-gpt2"], cwd=tmp_path,
-                    env=env)
     assert inspected.returncode == 0 and "position     learned" in inspected.stdout
-    # Not in the cache and no network allowed: one line naming the repository, for each command.
-    for command in (["-m", "keras_transformer.generate", "--model", "hf://course/absent", *args],
-                    ["-m", "keras_transformer.export", "hf://course/absent", "out"],
-                    ["-m", "keras_transformer.inspect", "hf://course/absent"],
-                    ["train.py", "--arch", "gpt", "--init-from", "hf://course/absent",
-                     "--out", "run"],
-                    ["-m", "keras_transformer.inspect", "hf://too/many/parts"]):
-        result = cli(command, cwd=tmp_path, env=env)
-        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    for command, result in zip(failing, failed, strict=True):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
         last = result.stderr.strip().splitlines()[-1]
         assert "hf://" in last and ("cannot download" in last or "expected hf://" in last), last
-        assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()

@@ -13,7 +13,7 @@ import shlex
 import shutil
 
 import pytest
-from conftest import REPO, TINY_TRAIN_FLAGS, make_text, run_cli
+from conftest import REPO, TINY_TRAIN_FLAGS, make_text, run_cli, run_cli_batch
 
 PREFIX = "python -m keras_transformer."
 RUN_PATH = re.compile(r"^runs/gpt-(default|\.\.\.)(?=/|$)")
@@ -127,8 +127,11 @@ def readme_dirs(tmp_path_factory):
     if os.path.exists(SHAKESPEARE):
         os.makedirs(root / "keras_home" / "datasets")
         shutil.copy(SHAKESPEARE, root / "keras_home" / "datasets" / "tinyshakespeare.txt")
-    for snippet in SNIPPETS:
-        made = run_cli(["-c", snippet], cwd=root, env={"HF_HUB_OFFLINE": "1"})
+    # The snippets one after another in one process (one TensorFlow import), each with
+    # globals of its own: a snippet that lacks an import still fails.
+    made_all = run_cli_batch([["-c", snippet] for snippet in SNIPPETS], cwd=root,
+                             env={"HF_HUB_OFFLINE": "1"})
+    for snippet, made in zip(SNIPPETS, made_all, strict=True):
         assert made.returncode == 0, f"README snippet failed:\n{snippet}\n{made.stderr[-3000:]}"
         assert made.stdout.splitlines() == printed_comments(snippet), (snippet, made.stdout)
     for printed, argv in CHECKPOINT_TRAIN_COMMANDS:  # the fine-tuning run, as printed
@@ -136,14 +139,24 @@ def readme_dirs(tmp_path_factory):
         assert trained.returncode == 0, f"README command failed:\n{printed}\n{trained.stderr[-3000:]}"
     run_dir, export_dir = str(root / "run"), str(root / "exports" / "gpt")
     os.makedirs(os.path.dirname(export_dir))
-    exports = [_run(command, root, run_dir, export_dir) for command in EXPORTS]
+    exports = _run_all(EXPORTS, root, run_dir, export_dir)
     return root, run_dir, export_dir, exports
 
 
-def _run(command, root, run_dir, export_dir):
-    printed, argv = command
-    args = substitute(argv, run_dir, export_dir)
-    return printed, args, run_cli(args[1:], cwd=root)  # run_cli adds the Python interpreter
+def _run_all(commands, root, run_dir, export_dir):
+    """`(printed, args, result)` of each command, all run in one process, in order."""
+    args = [substitute(argv, run_dir, export_dir) for _, argv in commands]
+    results = run_cli_batch([a[1:] for a in args], cwd=root)  # without `python`
+    return [(printed, a, result)
+            for (printed, _), a, result in zip(commands, args, results, strict=True)]
+
+
+@pytest.fixture(scope="module")
+def others_run(readme_dirs):
+    """The README's other commands, in README order, after the exports they may read."""
+    root, run_dir, export_dir, _ = readme_dirs
+    return dict(zip(map(tuple, (argv for _, argv in OTHERS)),
+                    _run_all(OTHERS, root, run_dir, export_dir), strict=True))
 
 
 def _assert_ok(printed, args, result):
@@ -167,9 +180,9 @@ def test_readme_export_command_runs(readme_dirs, index):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", OTHERS, ids=[shlex.join(c[1][2:]) for c in OTHERS])
-def test_readme_command_runs(readme_dirs, command):
+def test_readme_command_runs(readme_dirs, others_run, command):
     root, run_dir, export_dir, exports = readme_dirs
-    printed, args, result = _run(command, root, run_dir, export_dir)
+    printed, args, result = others_run[tuple(command[1])]
     if export_dir in args:
         for export in exports:
             _assert_ok(*export)  # the export it reads was not written

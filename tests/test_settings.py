@@ -357,20 +357,36 @@ def test_train_py_refuses_every_flag_of_another_arch(arch, tmp_path, monkeypatch
     assert os.listdir(tmp_path) == []
 
 
+REFUSED_ELSEWHERE = [
+    ("gpt", ["--beam-width", "2"], "seq2seq"),
+    ("bert", ["--sample-tokens", "5", "--prompt", "X"], "gpt"),
+    ("charrnn", ["--val-batches", "2"], "bert"),
+    ("seq2seq", ["--rnn-units", "8"], "charrnn"),
+]
+
+
+@pytest.fixture(scope="module")
+def refused_elsewhere(tmp_path_factory):
+    """arch -> (its directory, the train.py result): every case in one process, each in a
+    directory of its own."""
+    from conftest import run_cli_batch
+
+    root = tmp_path_factory.mktemp("refused")
+    commands = []
+    for arch, flags, _ in REFUSED_ELSEWHERE:
+        (root / arch).mkdir()
+        commands.append((["train.py", "--arch", arch, "--out", "run", *flags, "--epochs", "1",
+                          "--steps-per-epoch", "1", "--no-jit"], {"cwd": root / arch}))
+    results = run_cli_batch(commands, cwd=root)
+    return {arch: (root / arch, result)
+            for (arch, _, _), result in zip(REFUSED_ELSEWHERE, results, strict=True)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "arch, flags, owner",
-    [
-        ("gpt", ["--beam-width", "2"], "seq2seq"),
-        ("bert", ["--sample-tokens", "5", "--prompt", "X"], "gpt"),
-        ("charrnn", ["--val-batches", "2"], "bert"),
-        ("seq2seq", ["--rnn-units", "8"], "charrnn"),
-    ],
-)
-def test_train_py_refuses_a_flag_of_another_arch_before_writing(arch, flags, owner, tmp_path,
-                                                                cli):
-    result = cli(["train.py", "--arch", arch, "--out", "run", *flags, "--epochs", "1",
-                  "--steps-per-epoch", "1", "--no-jit"], cwd=tmp_path)
+@pytest.mark.parametrize("arch, flags, owner", REFUSED_ELSEWHERE)
+def test_train_py_refuses_a_flag_of_another_arch_before_writing(arch, flags, owner,
+                                                                refused_elsewhere):
+    tmp_path, result = refused_elsewhere[arch]
     assert result.returncode == 2, result.stdout[-1000:] + result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("train.py")]
