@@ -211,3 +211,23 @@ def test_checkpoint_load_benchmark_smoke_run(tmp_path):
     assert [r["loader"] for r in data["results"]] == ["ours", "transformers"]
     assert all(r["seconds"] > 0 and r["peak_mib"] > 0 for r in data["results"])
     assert data["settings"]["parameters"] > 0 and "peak MiB" in result.stdout
+
+
+@pytest.mark.slow
+def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
+    """The profile finds the compiled loop's thunks (a dot among them: the flag that makes XLA
+    record them reached it); the attention benchmark times every form at every size."""
+    profile, attention = tmp_path / "profile.json", tmp_path / "attention.json"
+    result = _run("profile_generate.py", "--new-tokens", "3", "--json", str(profile), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_token = json.loads(profile.read_text())["ms_per_token"]
+    assert any("dot" in name for name in per_token) and all(ms >= 0 for ms in per_token.values())
+    assert "thunk group" in result.stdout
+    result = _run("decode_attention.py", "--slots", "8", "16", "--steps", "3", "--json",
+                  str(attention), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(attention.read_text())["rows"]
+    assert {(r["form"], r["slots"]) for r in rows} == {
+        (form, slots) for form in ("sums", "matmul", "keys transposed", "per-head matmul")
+        for slots in (8, 16)}
+    assert all(r["us_per_step"] > 0 for r in rows)
