@@ -51,7 +51,8 @@ def decoder(model_name, checkpoint_dir):
 
 
 def thunk_groups(logdir):
-    """Milliseconds per thunk group of the XLA worker threads' events."""
+    """Milliseconds per thunk group: the events inside XLA's `ThunkExecutor::Execute`
+    spans, on whichever thread ran them (a worker of the pool or the caller's)."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     space = xplane_pb2.XSpace()
@@ -61,13 +62,14 @@ def thunk_groups(logdir):
     groups = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
-            if "Eigen" not in line.name:  # the threads that run the compiled program
-                continue
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
+            named = [(plane.event_metadata[e.metadata_id].name, e) for e in line.events]
+            spans = [(e.offset_ps, e.offset_ps + e.duration_ps) for name, e in named
+                     if name == "ThunkExecutor::Execute"]
+            for name, event in named:
                 if name.startswith(("ThunkExecutor", "while")):  # containers of the rest
                     continue
-                groups[re.sub(r"\.\d+$", "", name)] += event.duration_ps / 1e9
+                if any(start <= event.offset_ps < end for start, end in spans):
+                    groups[re.sub(r"\.\d+$", "", name)] += event.duration_ps / 1e9
     return groups
 
 
