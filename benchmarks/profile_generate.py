@@ -18,7 +18,6 @@ first).
 
 import argparse
 import collections
-import glob
 import json
 import os
 import re
@@ -30,10 +29,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from profile_step import read_xspace  # noqa: E402  (benchmarks/profile_step.py)
 
 from keras_transformer import TransformerConfig  # noqa: E402
 from keras_transformer.generation.decoding import Decoder  # noqa: E402
@@ -53,12 +54,7 @@ def decoder(model_name, checkpoint_dir):
 def thunk_groups(logdir):
     """Milliseconds per thunk group: the events inside XLA's `ThunkExecutor::Execute`
     spans, on whichever thread ran them (a worker of the pool or the caller's)."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    space = xplane_pb2.XSpace()
-    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
-    with open(path, "rb") as f:
-        space.ParseFromString(f.read())
+    space = read_xspace(logdir)
     groups = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:

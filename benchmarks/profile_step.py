@@ -70,18 +70,24 @@ def config(vocab_size=66):
     return TransformerConfig.preset("gpt-mini", vocab_size=vocab_size)
 
 
-def op_groups(logdir):
-    """`(seconds per group, busy seconds)` of the ops in a profiler trace.
-
-    Busy time is the union of the intervals in which any op ran on the
-    executor's threads (ops of the two threads may overlap).
-    """
+def read_xspace(logdir):
+    """The `XSpace` (every plane, thread line and event) of the profiler trace in `logdir`."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
     space = xplane_pb2.XSpace()
     with open(path, "rb") as handle:
         space.ParseFromString(handle.read())
+    return space
+
+
+def op_groups(logdir):
+    """`(seconds per group, busy seconds)` of the ops in a profiler trace.
+
+    Busy time is the union of the intervals in which any op ran on the
+    executor's threads (ops of the two threads may overlap).
+    """
+    space = read_xspace(logdir)
     seconds, intervals = collections.Counter(), []
     for plane in space.planes:
         for line in plane.lines:
