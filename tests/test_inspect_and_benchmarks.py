@@ -223,11 +223,12 @@ def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
     per_token = json.loads(profile.read_text())["ms_per_token"]
     assert any("dot" in name for name in per_token) and all(ms >= 0 for ms in per_token.values())
     assert "thunk group" in result.stdout
-    result = _run("decode_attention.py", "--slots", "8", "16", "--steps", "3", "--json",
+    result = _run("decode_attention.py", "--slots", "8", "16", "--steps", "16", "--json",
                   str(attention), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(attention.read_text())["rows"]
     assert {(r["form"], r["slots"]) for r in rows} == {
-        (form, slots) for form in ("sums", "matmul", "keys transposed", "per-head matmul")
+        (form, slots) for form in ("sums", "matmul", "keys transposed", "per-head matmul",
+                                   "two-part cache")
         for slots in (8, 16)}
     assert all(r["us_per_step"] > 0 for r in rows)

@@ -9,6 +9,7 @@ from decoding_reference import reference_greedy
 from keras_transformer import TransformerConfig, UserInputError, build_gpt, generate
 from keras_transformer.data import CharTokenizer
 from keras_transformer.generation import Decoder
+from keras_transformer.layers.attention import commit_recent, two_part_cache
 from keras_transformer.models import call_with_cache, init_cache
 
 TINY = dict(vocab_size=12, max_len=16, num_layers=2, d_model=16, num_heads=4)
@@ -60,11 +61,54 @@ def test_cached_logits_equal_full_recomputation_at_every_step(model):
         )
 
 
+def test_a_two_part_cache_gives_the_logits_of_full_recomputation(model):
+    """What `Decoder` does between prefill steps: a long cache only read, a recent
+    cache of 3 slots written at every step and committed to the long one every 3 steps
+    (a wrong mask, part order or commit slot changes the logits)."""
+    steps, recent = 8, 3
+    longest = max(len(p) for p in PROMPTS)
+    padding = np.array([longest - len(p) for p in PROMPTS], "int32")
+    ids = np.zeros((len(PROMPTS), longest), "int32")
+    for i, p in enumerate(PROMPTS):
+        ids[i, padding[i]:] = p
+    slots = longest + steps + recent
+    real = np.arange(slots)[None, :] >= padding[:, None]
+    positions = np.maximum(np.arange(longest)[None, :] - padding[:, None], 0)
+    mask = real[:, None, :] & (np.arange(slots)[None, None, :] <= np.arange(longest)[None, :, None])
+    logits, cache = call_with_cache(model, ids, positions, init_cache(model, len(PROMPTS), slots), 0, mask)
+    rows = [list(p) for p in PROMPTS]
+    start, parts = longest, None
+    for step in range(steps):
+        last = logits.numpy()[:, -1]
+        for i, row in enumerate(rows):
+            full = model(np.array([row], "int32")).numpy()[0, -1]
+            np.testing.assert_allclose(last[i], full, rtol=1e-5, atol=1e-5)
+        tokens = 1 + np.argmax(last[:, 1:], axis=-1).astype("int32")
+        for i, row in enumerate(rows):
+            row.append(int(tokens[i]))
+        j = longest + step - start
+        if j == recent:  # the recent cache is full: commit it and start a new one
+            cache = [commit_recent(long, layer[2:], start) for long, layer in zip(cache, parts, strict=True)]
+            start, j, parts = start + recent, 0, None
+        if parts is None:
+            parts = [two_part_cache(long, short)
+                     for long, short in zip(cache, init_cache(model, len(PROMPTS), recent), strict=True)]
+        step_mask = np.concatenate([real & (np.arange(slots)[None, :] < start),
+                                    np.broadcast_to(np.arange(recent) <= j, (len(PROMPTS), recent))],
+                                   axis=-1)[:, None, :]
+        logits, parts = call_with_cache(model, tokens[:, None], (start + j - padding)[:, None], parts,
+                                        tf.constant(j), step_mask)
+    assert start > longest  # the loop did commit
+
+
 @pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
 def test_cached_and_uncached_decoders_match_the_reference_and_slide(name):
+    """The cached decoder commits its recent cache every 3 tokens here, so the tokens
+    cross many chunks and the sliding window's re-encodings fall inside them (with the
+    default 32 no chunk fills up in these tests; `test_generation` runs that)."""
     keras.utils.set_random_seed(0)  # weights whose greedy text depends on the window
     model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]))
-    cached = Decoder(model, slide=True)
+    cached = Decoder(model, slide=True, recent_slots=3)
     uncached = Decoder(model, use_cache=False, slide=True)
     # Within the context: greedy tokens equal re-running the model on each row.
     expected = reference_greedy(model, PROMPTS, 9, context=16)

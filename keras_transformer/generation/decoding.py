@@ -9,7 +9,12 @@ model's context:
   alone and attends to the cached keys and values. Prompts of different
   lengths are left-padded, so every row writes its next token into the same
   cache slot; each row's positions start after its own padding, and padding
-  slots are masked out.
+  slots are masked out. New tokens go in chunks of `recent_slots` (32): within
+  a chunk the long cache is only read, each token's keys and values go to a
+  short recent cache, and the chunk's end commits that to the long cache in
+  one write. Under XLA a cache written at every step is re-read by slow
+  reductions or copied at every step; this is 1.85x faster over 1,000 tokens
+  of the default model (`benchmarks/RESULTS.md`, issue 17).
 - uncached (`use_cache=False`, and models without a cache such as the
   char-RNN): every step re-runs the full model over a fixed window of the
   last tokens of each (right-padded) row.
@@ -31,6 +36,7 @@ import tensorflow as tf
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.generation.sampling import sample_next
+from keras_transformer.layers.attention import commit_recent, two_part_cache
 from keras_transformer.layers.masking import attention_mask
 from keras_transformer.models.gpt import supports_cache
 
@@ -70,6 +76,11 @@ class Decoder:
         slide: let rows grow past `context` by sliding the window (see the
             module docstring for what each loop then sees); otherwise that is
             a `UserInputError`.
+        recent_slots: the cached loop decodes in chunks of this many tokens:
+            within a chunk the long cache is only read and each token's keys
+            and values go to a short recent cache, committed to the long one
+            once per chunk (`layers.attention.commit_recent`). The tokens
+            do not depend on it.
 
     The sampling settings (temperature, top-k, top-p, seed) are tensors, so
     a loop is traced once per batch size, prompt length and number of new
@@ -82,7 +93,10 @@ class Decoder:
     """
 
     def __init__(self, model, context=None, pad_id=0, jit_compile=True, use_cache=None,
-                 slide=False):
+                 slide=False, recent_slots=32):
+        if int(recent_slots) < 1:
+            raise UserInputError(f"recent_slots must be >= 1, got {recent_slots}")
+        self.recent_slots = int(recent_slots)
         self.model = model
         self.context = int(context or context_length(model))
         self.pad_id = pad_id
@@ -112,8 +126,9 @@ class Decoder:
         prompt_len]` with `padding[b]` padding ids at the start of row b,
         and the batch size, prompt length and `num_new` may all be unknown
         until run time (the exported SavedModel traces it that way). The
-        cache has `prompt_len + num_new - 1` slots, so that sum must not
-        exceed the model's context. Returns int32 `[batch, num_new]`.
+        cache holds `prompt_len + num_new - 1` tokens, so that sum must not
+        exceed the model's context (it has `recent_slots` more slots, so
+        that a chunk's commit always fits). Returns int32 `[batch, num_new]`.
         """
         return self._decode(ids, padding, num_new, (temperature, top_k, top_p, seed), False)
 
@@ -135,24 +150,23 @@ class Decoder:
         batch, prompt_len = tf.shape(ids)[0], tf.shape(ids)[1]
         head = self.model.output_head()  # the logits' matrix, made once outside the loop
         slots = self.context if slide else prompt_len + num_new - 1
-        slot = tf.range(slots)
+        recent = self.recent_slots
+        # The long cache has `recent` spare slots: a commit of the recent part always fits.
+        slot = tf.range(slots + recent)
         keep = max(1, self.context // 2)
-
-        def cache_mask(pad, own_slots):
-            """`[batch, queries, slots]`: real slots up to each query's own slot."""
-            return attention_mask(own_slots, slot, slot[None, :] >= pad[:, None], causal=True)
 
         def encode(tokens, pad, cache):
             """Logits of the last of `tokens` (left-padded by `pad`), written from slot 0."""
             length = tf.shape(tokens)[1]
             own_slot = tf.range(length)
             positions = tf.maximum(own_slot[None, :] - pad[:, None], 0)
-            logits, cache = self.model.call_with_cache(
-                tokens, positions, cache, 0, cache_mask(pad, own_slot[None, :]), head
-            )
+            # Each token sees the real slots up to its own.
+            mask = attention_mask(own_slot[None, :], slot, slot[None, :] >= pad[:, None],
+                                  causal=True)
+            logits, cache = self.model.call_with_cache(tokens, positions, cache, 0, mask, head)
             return logits[:, -1], cache
 
-        last, cache = encode(ids, padding, self.model.init_cache(batch, slots))
+        last, cache = encode(ids, padding, self.model.init_cache(batch, slots + recent))
         # The last `keep` ids of every row, left-padded, and how many of them are padding.
         window = tf.concat([tf.zeros([batch, keep], tf.int32), ids], axis=1)[:, -keep:]
         window_pad = tf.maximum(padding + keep - prompt_len, 0)
@@ -164,14 +178,37 @@ class Decoder:
                 window_pad = tf.maximum(window_pad - 1, 0)
             return token, out.write(t, token), window, window_pad
 
-        def append(t, last, cache, out, index, pad, window, window_pad):
-            """Sample token `t` and run it alone, cached, at slot `index`."""
-            token, out, window, window_pad = sample(t, last, out, window, window_pad)
-            logits, cache = self.model.call_with_cache(
-                token[:, None], (index - pad)[:, None], cache, index,
-                cache_mask(pad, tf.fill([1, 1], index)), head,
+        def more(t, *_):
+            return t < num_new - 1
+
+        def chunk(t, last, cache, out, index, pad, window, window_pad):
+            """Up to `recent` new tokens, one at a time, from slot `index` on.
+
+            The long cache is only read here: each step writes its keys and
+            values into a recent cache of `recent` slots, committed to the
+            long one at slot `index` when the chunk ends.
+            """
+            # The long cache's real slots before this chunk, then the recent slots up to j.
+            long_mask = ((slot[None, :] >= pad[:, None]) & (slot[None, :] < index))[:, None, :]
+            recent_slot = tf.range(recent)
+
+            def step(j, t, last, parts, out, window, window_pad):
+                token, out, window, window_pad = sample(t, last, out, window, window_pad)
+                mask = tf.concat(
+                    [long_mask, tf.broadcast_to(recent_slot <= j, [batch, 1, recent])], axis=-1)
+                logits, parts = self.model.call_with_cache(
+                    token[:, None], (index + j - pad)[:, None], parts, j, mask, head)
+                return j + 1, t + 1, logits[:, -1], parts, out, window, window_pad
+
+            parts = [two_part_cache(long, short) for long, short in
+                     zip(cache, self.model.init_cache(batch, recent), strict=True)]
+            j, t, last, parts, out, window, window_pad = tf.while_loop(
+                lambda j, t, *_: (j < recent) & more(t) & (index + j < slots), step,
+                (tf.constant(0), t, last, parts, out, window, window_pad),
             )
-            return t + 1, logits[:, -1], cache, out, index + 1, pad, window, window_pad
+            cache = [commit_recent(long, layer[2:], index)
+                     for long, layer in zip(cache, parts, strict=True)]
+            return t, last, cache, out, index + j, pad, window, window_pad
 
         def slide_window(t, last, cache, out, index, pad, window, window_pad):
             """Sample token `t` into a full cache: encode the last `keep` ids again."""
@@ -179,20 +216,17 @@ class Decoder:
             last, cache = encode(window, window_pad, cache)
             return t + 1, last, cache, out, tf.constant(keep), window_pad, window, window_pad
 
-        def more(t, *_):
-            return t < num_new - 1
-
         def segment(*state):
-            """Cached steps until the cache is full, then (if tokens remain) one re-encoding."""
+            """Chunks until the cache is full, then (if tokens remain) one re-encoding."""
             state = tf.while_loop(
-                lambda t, last, cache, out, index, *_: more(t) & (index < slots), append, state
+                lambda t, last, cache, out, index, *_: more(t) & (index < slots), chunk, state
             )
             return tf.cond(more(*state), lambda: slide_window(*state), lambda: state)
 
         out = tf.TensorArray(tf.int32, size=num_new)
         state = (tf.constant(0), last, cache, out, prompt_len, padding, window, window_pad)
-        # Without sliding the cache never fills: one loop of cached steps.
-        _, last, _, out, *_ = tf.while_loop(more, segment if slide else append, state)
+        # Without sliding the cache never fills: one loop of chunks.
+        _, last, _, out, *_ = tf.while_loop(more, segment if slide else chunk, state)
         last_step = tf.convert_to_tensor(num_new - 1, tf.int32)
         out = out.write(num_new - 1, self._sample(last, settings, last_step))
         return tf.transpose(out.stack())

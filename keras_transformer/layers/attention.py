@@ -38,6 +38,61 @@ def empty_kv_cache(batch_size, slots, kv_heads, head_dim, dtype):
     return ops.zeros(shape, dtype), ops.zeros(shape, dtype)
 
 
+def commit_recent(cache, recent, start):
+    """The long cache `(keys, values)` with a recent cache's pair written at slot `start`.
+
+    A decoding loop can leave the long cache untouched for many steps: each
+    step writes its key and value into a short recent cache (`[batch,
+    kv_heads, recent_slots, head_dim]`), and every `recent_slots` steps the
+    loop commits it to the long cache here, in one write. Under XLA a cache
+    written at every step is copied, or read by slow reductions, at every step;
+    one left untouched is read by matmuls (`benchmarks/decode_attention.py`).
+    `start + recent_slots` must not pass the long cache's slots.
+    """
+    at = (0, 0, start, 0)
+    return tuple(ops.slice_update(long, at, short) for long, short in zip(cache, recent,
+                                                                           strict=True))
+
+
+def two_part_cache(cache, recent):
+    """The layers' view of a long cache `(keys, values)` and a recent one, for a
+    decoding step: `(keys transposed to [batch, kv_heads, head_dim, slots], values,
+    recent keys, recent values)`.
+
+    The transposed keys are what a matmul of the scores reads without a copy; a
+    loop makes them once per chunk of steps, not at every step.
+    """
+    return (ops.swapaxes(cache[0], 2, 3), cache[1], *recent)
+
+
+def _attention_over_parts(query, keys, values, mask, bias):
+    """`grouped_attention` over a two-part cache (`two_part_cache`): the long part's
+    keys transposed, then the recent part.
+
+    Each part's scores come from its own matmul, so no part is concatenated
+    (copied); one softmax runs over all the scores, and the parts' outputs
+    are summed. `mask` and `bias` cover the long part's slots, then the
+    recent part's.
+    """
+    batch, time, heads, head_dim = ops.shape(query)
+    (long_keys, recent_keys), kv_heads = keys, keys[1].shape[1]
+    grouped = ops.reshape(query, (batch, time, kv_heads, heads // kv_heads, head_dim))
+    scores = ops.concatenate([ops.einsum("btkgd,bkds->bkgts", grouped, long_keys),
+                              ops.einsum("btkgd,bksd->bkgts", grouped, recent_keys)], axis=-1)
+    scores = ops.cast(ops.reshape(scores, (batch, heads, time, -1)), "float32")
+    if bias is not None:
+        scores = scores + ops.cast(bias, "float32")
+    if mask is not None:
+        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
+    weights = ops.softmax(scores, axis=-1)
+    grouped = ops.reshape(ops.cast(weights, query.dtype),
+                          (batch, kv_heads, heads // kv_heads, time, -1))
+    split = ops.shape(values[0])[2]  # the long part's slots (may be known only at run time)
+    output = (ops.einsum("bkgts,bksd->btkgd", grouped[..., :split], values[0])
+              + ops.einsum("bkgts,bksd->btkgd", grouped[..., split:], values[1]))
+    return ops.reshape(output, (batch, time, heads, head_dim)), weights
+
+
 def _one_query_attention(query, key, value, mask, bias):
     """`grouped_attention` of one new token over a heads-first cache, as products and sums.
 
@@ -154,7 +209,10 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             key_dim]` (`empty_kv_cache`); this call's keys and values are written at slot
             `cache_index` and the queries attend to the whole cache (masked
             by `attention_mask`, which a cached call needs). The call then
-            returns `(output, cache)`.
+            returns `(output, cache)`. A two-part cache (`two_part_cache`)
+            is read as is and this call's keys and values go into its recent
+            part, at `cache_index` there; `attention_mask` then covers the
+            long part's slots followed by the recent part's.
         cache_index: int scalar, the first slot written.
         attention_bias: optional float `[batch or 1, heads, time, source]`
             added to the scores before the softmax (with a cache: `source` is
@@ -312,9 +370,14 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             # Heads first: the new keys and values are written in place, and each head's
             # cached keys and values are one matrix that the attention reads as it is.
             start = (0, 0, cache_index, 0)
-            k = ops.slice_update(cache[0], start, ops.cast(ops.swapaxes(k, 1, 2), cache[0].dtype))
-            v = ops.slice_update(cache[1], start, ops.cast(ops.swapaxes(v, 1, 2), cache[1].dtype))
-            cache = (k, v)
+            written = len(cache) - 2  # the pair a two-part cache writes: its recent part
+            k = ops.slice_update(cache[written], start,
+                                 ops.cast(ops.swapaxes(k, 1, 2), cache[written].dtype))
+            v = ops.slice_update(cache[written + 1], start,
+                                 ops.cast(ops.swapaxes(v, 1, 2), cache[written + 1].dtype))
+            cache = (*cache[:written], k, v)
+            if written:
+                k, v = (cache[0], k), (cache[1], v)
         scores = None
         if self.attention == "chunked" and cache is None and attention_mask is None:
             if return_attention_scores:
@@ -335,10 +398,13 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
                 )
             else:
                 attention_mask = ops.cast(attention_mask, "bool")
-            output, scores = grouped_attention(
-                q, k, v, attention_mask, self._dropout_layer, training, attention_bias,
-                heads_first=cache is not None,
-            )
+            if isinstance(k, tuple):  # a two-part cache
+                output, scores = _attention_over_parts(q, k, v, attention_mask, attention_bias)
+            else:
+                output, scores = grouped_attention(
+                    q, k, v, attention_mask, self._dropout_layer, training, attention_bias,
+                    heads_first=cache is not None,
+                )
         if cache is not None:
             return self._cached_output(output), cache
         output = self._output_dense(output)
