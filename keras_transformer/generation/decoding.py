@@ -13,7 +13,7 @@ model's context:
   a chunk the long cache is only read, each token's keys and values go to a
   short recent cache, and the chunk's end commits that to the long cache in
   one write. Under XLA a cache written at every step is re-read by slow
-  reductions or copied at every step; this is 1.85x faster over 1,000 tokens
+  reductions or copied at every step; this is 1.45x faster over 1,000 tokens
   of the default model (`benchmarks/RESULTS.md`, issue 17).
 - uncached (`use_cache=False`, and models without a cache such as the
   char-RNN): every step re-runs the full model over a fixed window of the
