@@ -28,32 +28,47 @@ def model(request):
     return build_gpt(TransformerConfig(**TINY, **CONFIGS[request.param]), name=request.param)
 
 
-def test_cached_logits_equal_full_recomputation_at_every_step(model):
-    """Left-padded prefill, then one token at a time, as `Decoder` does."""
-    steps = 8
+def prefill(model, slots):
+    """`PROMPTS` left-padded and encoded into a cache of `slots` slots, as `Decoder` does:
+    `(logits, cache, padding, real slots [batch, slots], prompt length)`."""
     longest = max(len(p) for p in PROMPTS)
     padding = np.array([longest - len(p) for p in PROMPTS], "int32")
     ids = np.zeros((len(PROMPTS), longest), "int32")
     for i, p in enumerate(PROMPTS):
         ids[i, padding[i]:] = p
-    slots = longest + steps
     real = np.arange(slots)[None, :] >= padding[:, None]
     positions = np.maximum(np.arange(longest)[None, :] - padding[:, None], 0)
     mask = real[:, None, :] & (np.arange(slots)[None, None, :] <= np.arange(longest)[None, :, None])
     logits, cache = call_with_cache(model, ids, positions, init_cache(model, len(PROMPTS), slots), 0, mask)
+    return logits, cache, padding, real, longest
+
+
+def check_and_extend(model, logits, rows):
+    """Assert the last logits equal re-running the model on each row; append the greedy
+    tokens (never the padding id) to the rows and return them."""
+    last = logits.numpy()[:, -1]
+    for i, row in enumerate(rows):
+        full = model(np.array([row], "int32")).numpy()[0, -1]
+        np.testing.assert_allclose(last[i], full, rtol=1e-5, atol=1e-5)
+    tokens = 1 + np.argmax(last[:, 1:], axis=-1).astype("int32")
+    for i, row in enumerate(rows):
+        row.append(int(tokens[i]))
+    return tokens
+
+
+def test_cached_logits_equal_full_recomputation_at_every_step(model):
+    """Left-padded prefill, then one token at a time into the same cache."""
+    steps = 8
+    longest = max(len(p) for p in PROMPTS)
+    slots = longest + steps
+    logits, cache, padding, real, _ = prefill(model, slots)
     kv_heads = CONFIGS_KV_HEADS.get(model.name)
     for keys, values in cache:  # the cache holds only the kv heads
         assert keys.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
         assert values.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
     rows = [list(p) for p in PROMPTS]
     for step in range(steps):
-        last = logits.numpy()[:, -1]
-        for i, row in enumerate(rows):
-            full = model(np.array([row], "int32")).numpy()[0, -1]
-            np.testing.assert_allclose(last[i], full, rtol=1e-5, atol=1e-5)
-        tokens = 1 + np.argmax(last[:, 1:], axis=-1).astype("int32")
-        for i, row in enumerate(rows):
-            row.append(int(tokens[i]))
+        tokens = check_and_extend(model, logits, rows)
         index = longest + step
         step_mask = (real & (np.arange(slots)[None, :] <= index))[:, None, :]
         logits, cache = call_with_cache(
@@ -62,37 +77,25 @@ def test_cached_logits_equal_full_recomputation_at_every_step(model):
 
 
 def test_a_two_part_cache_gives_the_logits_of_full_recomputation(model):
-    """What `Decoder` does between prefill steps: a long cache only read, a recent
+    """What `Decoder` does after the prefill: a long cache only read, a recent
     cache of 3 slots written at every step and committed to the long one every 3 steps
     (a wrong mask, part order or commit slot changes the logits)."""
     steps, recent = 8, 3
     longest = max(len(p) for p in PROMPTS)
-    padding = np.array([longest - len(p) for p in PROMPTS], "int32")
-    ids = np.zeros((len(PROMPTS), longest), "int32")
-    for i, p in enumerate(PROMPTS):
-        ids[i, padding[i]:] = p
     slots = longest + steps + recent
-    real = np.arange(slots)[None, :] >= padding[:, None]
-    positions = np.maximum(np.arange(longest)[None, :] - padding[:, None], 0)
-    mask = real[:, None, :] & (np.arange(slots)[None, None, :] <= np.arange(longest)[None, :, None])
-    logits, cache = call_with_cache(model, ids, positions, init_cache(model, len(PROMPTS), slots), 0, mask)
+    logits, cache, padding, real, _ = prefill(model, slots)
     rows = [list(p) for p in PROMPTS]
     start, parts = longest, None
     for step in range(steps):
-        last = logits.numpy()[:, -1]
-        for i, row in enumerate(rows):
-            full = model(np.array([row], "int32")).numpy()[0, -1]
-            np.testing.assert_allclose(last[i], full, rtol=1e-5, atol=1e-5)
-        tokens = 1 + np.argmax(last[:, 1:], axis=-1).astype("int32")
-        for i, row in enumerate(rows):
-            row.append(int(tokens[i]))
+        tokens = check_and_extend(model, logits, rows)
         j = longest + step - start
         if j == recent:  # the recent cache is full: commit it and start a new one
-            cache = [commit_recent(long, layer[2:], start) for long, layer in zip(cache, parts, strict=True)]
+            cache = [commit_recent(long, layer[2:], start)
+                     for long, layer in zip(cache, parts, strict=True)]
             start, j, parts = start + recent, 0, None
         if parts is None:
-            parts = [two_part_cache(long, short)
-                     for long, short in zip(cache, init_cache(model, len(PROMPTS), recent), strict=True)]
+            parts = [two_part_cache(long, short) for long, short in
+                     zip(cache, init_cache(model, len(PROMPTS), recent), strict=True)]
         step_mask = np.concatenate([real & (np.arange(slots)[None, :] < start),
                                     np.broadcast_to(np.arange(recent) <= j, (len(PROMPTS), recent))],
                                    axis=-1)[:, None, :]
