@@ -189,13 +189,14 @@ class Decoder:
             long one at slot `index` when the chunk ends.
             """
             # The long cache's real slots before this chunk, then the recent slots up to j.
-            long_mask = ((slot[None, :] >= pad[:, None]) & (slot[None, :] < index))[:, None, :]
+            long_mask = attention_mask(tf.fill([1, 1], index - 1), slot,
+                                       slot[None, :] >= pad[:, None], causal=True)
             recent_slot = tf.range(recent)
 
             def step(j, t, last, parts, out, window, window_pad):
                 token, out, window, window_pad = sample(t, last, out, window, window_pad)
-                mask = tf.concat(
-                    [long_mask, tf.broadcast_to(recent_slot <= j, [batch, 1, recent])], axis=-1)
+                own = attention_mask(tf.fill([1, 1], j), recent_slot, causal=True)
+                mask = tf.concat([long_mask, tf.broadcast_to(own, [batch, 1, recent])], axis=-1)
                 logits, parts = self.model.call_with_cache(
                     token[:, None], (index + j - pad)[:, None], parts, j, mask, head)
                 return j + 1, t + 1, logits[:, -1], parts, out, window, window_pad

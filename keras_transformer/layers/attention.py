@@ -38,6 +38,17 @@ def empty_kv_cache(batch_size, slots, kv_heads, head_dim, dtype):
     return ops.zeros(shape, dtype), ops.zeros(shape, dtype)
 
 
+def _attention_weights(scores, mask, bias):
+    """Softmax weights `[batch, heads, time, source]` in float32 from raw scores: `bias`
+    added, then keys outside `mask` (`[batch or 1, time, source]`) masked."""
+    scores = ops.cast(scores, "float32")
+    if bias is not None:
+        scores = scores + ops.cast(bias, "float32")
+    if mask is not None:
+        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
+    return ops.softmax(scores, axis=-1)
+
+
 def commit_recent(cache, recent, start):
     """The long cache `(keys, values)` with a recent cache's pair written at slot `start`.
 
@@ -79,12 +90,7 @@ def _attention_over_parts(query, keys, values, mask, bias):
     grouped = ops.reshape(query, (batch, time, kv_heads, heads // kv_heads, head_dim))
     scores = ops.concatenate([ops.einsum("btkgd,bkds->bkgts", grouped, long_keys),
                               ops.einsum("btkgd,bksd->bkgts", grouped, recent_keys)], axis=-1)
-    scores = ops.cast(ops.reshape(scores, (batch, heads, time, -1)), "float32")
-    if bias is not None:
-        scores = scores + ops.cast(bias, "float32")
-    if mask is not None:
-        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
-    weights = ops.softmax(scores, axis=-1)
+    weights = _attention_weights(ops.reshape(scores, (batch, heads, time, -1)), mask, bias)
     grouped = ops.reshape(ops.cast(weights, query.dtype),
                           (batch, kv_heads, heads // kv_heads, time, -1))
     split = ops.shape(values[0])[2]  # the long part's slots (may be known only at run time)
@@ -96,21 +102,18 @@ def _attention_over_parts(query, keys, values, mask, bias):
 def _one_query_attention(query, key, value, mask, bias):
     """`grouped_attention` of one new token over a heads-first cache, as products and sums.
 
-    The decoding step's attention. As two batched matmuls, XLA (at batch 1)
-    copies the whole cache at every step, or transposes the keys; products
-    summed over the last axis (scores) and over the slots (output) read the
-    cache where it is.
+    The attention of a one-token step that writes the cache it reads (the
+    encoder-decoder's step, a one-token prefill); the GPT decoding loop reads a
+    two-part cache instead (`_attention_over_parts`). As two batched matmuls,
+    XLA (at batch 1) copies the whole cache at every step, or transposes the
+    keys; products summed over the last axis (scores) and over the slots
+    (output) read the cache where it is.
     """
     batch, _, heads, head_dim = ops.shape(query)
     kv_heads = key.shape[1]
     grouped = ops.reshape(query, (batch, kv_heads, heads // kv_heads, 1, head_dim))
     scores = ops.sum(grouped * key[:, :, None], axis=-1)  # [batch, kv_heads, groups, source]
-    scores = ops.cast(ops.reshape(scores, (batch, heads, 1, -1)), "float32")
-    if bias is not None:
-        scores = scores + ops.cast(bias, "float32")
-    if mask is not None:
-        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
-    weights = ops.softmax(scores, axis=-1)
+    weights = _attention_weights(ops.reshape(scores, (batch, heads, 1, -1)), mask, bias)
     grouped = ops.reshape(ops.cast(weights, query.dtype), (batch, kv_heads, heads // kv_heads, -1, 1))
     output = ops.sum(grouped * value[:, :, None], axis=-2)  # [batch, kv_heads, groups, head_dim]
     return ops.reshape(output, (batch, 1, heads, head_dim)), weights
@@ -148,12 +151,7 @@ def grouped_attention(query, key, value, mask=None, dropout=None, training=None,
         grouped = ops.reshape(query, (batch, time, kv_heads, groups, head_dim))
         scores = ops.einsum(f"btkgd,{kv}->bkgts", grouped, key)
         scores = ops.reshape(scores, (batch, heads, time, source))
-    scores = ops.cast(scores, "float32")
-    if bias is not None:
-        scores = scores + ops.cast(bias, "float32")
-    if mask is not None:
-        scores = ops.where(mask[:, None], scores, MASKED_SCORE)
-    weights = ops.softmax(scores, axis=-1)
+    weights = _attention_weights(scores, mask, bias)
     dropped = ops.cast(weights, query.dtype)
     if dropout is not None:
         dropped = dropout(dropped, training=training)
@@ -364,20 +362,19 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             k = self._rotary_layer(k, positions=positions)
         if self.scale_attention:
             q = ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype))
+        two_part = cache is not None and len(cache) == 4  # `two_part_cache`: writes its recent part
         if cache is not None:
             if attention_mask is None:
                 raise ValueError("a cached call needs the attention_mask over the cache slots")
             # Heads first: the new keys and values are written in place, and each head's
             # cached keys and values are one matrix that the attention reads as it is.
             start = (0, 0, cache_index, 0)
-            written = len(cache) - 2  # the pair a two-part cache writes: its recent part
+            written = 2 if two_part else 0
             k = ops.slice_update(cache[written], start,
                                  ops.cast(ops.swapaxes(k, 1, 2), cache[written].dtype))
             v = ops.slice_update(cache[written + 1], start,
                                  ops.cast(ops.swapaxes(v, 1, 2), cache[written + 1].dtype))
             cache = (*cache[:written], k, v)
-            if written:
-                k, v = (cache[0], k), (cache[1], v)
         scores = None
         if self.attention == "chunked" and cache is None and attention_mask is None:
             if return_attention_scores:
@@ -398,8 +395,9 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
                 )
             else:
                 attention_mask = ops.cast(attention_mask, "bool")
-            if isinstance(k, tuple):  # a two-part cache
-                output, scores = _attention_over_parts(q, k, v, attention_mask, attention_bias)
+            if two_part:
+                output, scores = _attention_over_parts(q, cache[0::2], cache[1::2],
+                                                       attention_mask, attention_bias)
             else:
                 output, scores = grouped_attention(
                     q, k, v, attention_mask, self._dropout_layer, training, attention_bias,
