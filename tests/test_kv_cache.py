@@ -117,6 +117,11 @@ def test_cached_and_uncached_decoders_match_the_reference_and_slide(name):
     expected = reference_greedy(model, PROMPTS, 9, context=16)
     for decoder in (cached, uncached):
         assert [t.tolist() for t in decoder(PROMPTS, 9, temperature=0.0)] == expected
+    # The chunk size is the cached loop's; without a cache it is refused, not ignored.
+    with pytest.raises(UserInputError, match="recent_slots is a setting of the cached loop"):
+        Decoder(model, use_cache=False, recent_slots=3)
+    with pytest.raises(UserInputError, match="recent_slots must be >= 1"):
+        Decoder(model, recent_slots=0)
     # 6 + 40 tokens do not fit 16 positions: an error, unless the window may slide.
     with pytest.raises(UserInputError, match="slide"):
         Decoder(model)(PROMPTS, max_new_tokens=40, temperature=0.0)

@@ -76,11 +76,11 @@ class Decoder:
         slide: let rows grow past `context` by sliding the window (see the
             module docstring for what each loop then sees); otherwise that is
             a `UserInputError`.
-        recent_slots: the cached loop decodes in chunks of this many tokens:
-            within a chunk the long cache is only read and each token's keys
-            and values go to a short recent cache, committed to the long one
-            once per chunk (`layers.attention.commit_recent`). The tokens
-            do not depend on it.
+        recent_slots: the cached loop decodes in chunks of this many tokens
+            (default 32; refused without a cache): within a chunk the long
+            cache is only read and each token's keys and values go to a short
+            recent cache, committed to the long one once per chunk
+            (`layers.attention.commit_recent`). The tokens do not depend on it.
 
     The sampling settings (temperature, top-k, top-p, seed) are tensors, so
     a loop is traced once per batch size, prompt length and number of new
@@ -93,10 +93,7 @@ class Decoder:
     """
 
     def __init__(self, model, context=None, pad_id=0, jit_compile=True, use_cache=None,
-                 slide=False, recent_slots=32):
-        if int(recent_slots) < 1:
-            raise UserInputError(f"recent_slots must be >= 1, got {recent_slots}")
-        self.recent_slots = int(recent_slots)
+                 slide=False, recent_slots=None):
         self.model = model
         self.context = int(context or context_length(model))
         self.pad_id = pad_id
@@ -106,6 +103,12 @@ class Decoder:
         self.use_cache = cacheable if use_cache is None else bool(use_cache)
         if self.use_cache:
             self.context = min(self.context, context_length(model))
+        elif recent_slots is not None:
+            raise UserInputError("recent_slots is a setting of the cached loop; this decoder "
+                                 "has no cache (use_cache=False)")
+        self.recent_slots = 32 if recent_slots is None else int(recent_slots)
+        if self.recent_slots < 1:
+            raise UserInputError(f"recent_slots must be >= 1, got {recent_slots}")
         self.slide = slide
         self.cached_loop = tf.function(self.decode_left_padded, jit_compile=jit_compile)
         self.sliding_loop = tf.function(self.decode_sliding, jit_compile=jit_compile)
