@@ -155,3 +155,31 @@ def test_generate_uses_the_cache_by_default_and_keeps_its_signature():
     with pytest.raises(UserInputError, match="slide"):
         generate(model, tokenizer, "abc", max_new_tokens=20, slide=False)
     assert len(generate(model, tokenizer, "abc", max_new_tokens=20)) == 23  # slides by default
+
+
+@pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
+def test_folded_biases_give_the_logits_of_full_recomputation(name):
+    """The one-token products with their biases folded in (`fold_biases=True`, compiled
+    with XLA as `Decoder` runs them) on a model whose every bias is non-zero: a bias
+    dropped, or added to the wrong outputs, changes the logits."""
+    model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]), name=name)
+    biases = [w for w in model.weights if w.path.endswith("/bias")]
+    # per block: query, key, value, attention output, FFN hidden and output (and gate)
+    assert len(biases) >= 6 * TINY["num_layers"]
+    rng = np.random.default_rng(0)
+    for w in biases:
+        w.assign(rng.normal(0.0, 0.5, w.shape))
+    steps = 3
+    longest = max(len(p) for p in PROMPTS)
+    slots = longest + steps
+    logits, cache, padding, real, _ = prefill(model, slots)
+    folded_step = tf.function(
+        lambda *args: model.call_with_cache(*args, fold_biases=True), jit_compile=True)
+    rows = [list(p) for p in PROMPTS]
+    for step in range(steps):
+        tokens = check_and_extend(model, logits, rows)
+        index = longest + step
+        step_mask = (real & (np.arange(slots)[None, :] <= index))[:, None, :]
+        logits, cache = folded_step(tokens[:, None], (index - padding)[:, None], cache,
+                                    tf.constant(index), step_mask)
+    check_and_extend(model, logits, rows)

@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from layer_checks import check_layer
 
 from keras_transformer.layers import (
@@ -16,6 +17,7 @@ from keras_transformer.layers import (
     TransformerBlock,
     sinusoidal_positions,
 )
+from keras_transformer.layers.folded_bias import matmul_folded_bias
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 7, 16)).astype("float32")
@@ -153,3 +155,18 @@ def test_feed_forward_defaults_to_four_times_d_model():
     ffn = FeedForward(16)
     ffn(X)
     assert ffn.hidden.kernel.shape == (16, 64)
+
+
+def test_matmul_folded_bias_is_the_product_plus_the_bias():
+    """`[x, 1] @ [kernel; bias]` equals `x @ kernel + bias`, compiled with XLA as in a
+    decoding loop and not, with and without a bias, in the input's dtype."""
+    rng = np.random.default_rng(0)
+    x, kernel, bias = rng.normal(size=(2, 3, 5)), rng.normal(size=(5, 4)), rng.normal(size=4)
+    x = x.astype("float32")
+    compiled = tf.function(matmul_folded_bias, jit_compile=True)
+    for fn in (matmul_folded_bias, compiled):
+        np.testing.assert_allclose(fn(x, kernel, bias), x @ kernel + bias, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(fn(x, kernel), x @ kernel, rtol=1e-5, atol=1e-5)
+    half = matmul_folded_bias(keras.ops.cast(x, "bfloat16"), kernel, bias)
+    assert half.dtype == "bfloat16"
+    np.testing.assert_allclose(keras.ops.cast(half, "float32"), x @ kernel + bias, rtol=0.05, atol=0.1)

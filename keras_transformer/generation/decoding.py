@@ -110,6 +110,10 @@ class Decoder:
         if self.recent_slots < 1:
             raise UserInputError(f"recent_slots must be >= 1, got {recent_slots}")
         self.slide = slide
+        # Compiled, the one-token products run with their biases folded in (XLA runs a
+        # product followed by its bias add as a slow one-core loop); without XLA the
+        # folded kernels would be rebuilt at every step.
+        self.jit_compile = bool(jit_compile)
         self.cached_loop = tf.function(self.decode_left_padded, jit_compile=jit_compile)
         self.sliding_loop = tf.function(self.decode_sliding, jit_compile=jit_compile)
         self._uncached_loop = tf.function(self._uncached, jit_compile=jit_compile)
@@ -166,7 +170,8 @@ class Decoder:
             # Each token sees the real slots up to its own.
             mask = attention_mask(own_slot[None, :], slot, slot[None, :] >= pad[:, None],
                                   causal=True)
-            logits, cache = self.model.call_with_cache(tokens, positions, cache, 0, mask, head)
+            logits, cache = self.model.call_with_cache(tokens, positions, cache, 0, mask, head,
+                                                       fold_biases=self.jit_compile)
             return logits[:, -1], cache
 
         last, cache = encode(ids, padding, self.model.init_cache(batch, slots + recent))
@@ -201,7 +206,8 @@ class Decoder:
                 own = attention_mask(tf.fill([1, 1], j), recent_slot, causal=True)
                 mask = tf.concat([long_mask, tf.broadcast_to(own, [batch, 1, recent])], axis=-1)
                 logits, parts = self.model.call_with_cache(
-                    token[:, None], (index + j - pad)[:, None], parts, j, mask, head)
+                    token[:, None], (index + j - pad)[:, None], parts, j, mask, head,
+                    fold_biases=self.jit_compile)
                 return j + 1, t + 1, logits[:, -1], parts, out, window, window_pad
 
             parts = [two_part_cache(long, short) for long, short in

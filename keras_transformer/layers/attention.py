@@ -25,6 +25,7 @@ from keras import ops
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers.chunked_attention import MASKED_SCORE, chunked_attention
+from keras_transformer.layers.folded_bias import matmul_folded_bias
 from keras_transformer.layers.masking import attention_mask as make_attention_mask
 from keras_transformer.layers.rotary import RotaryEmbedding
 
@@ -221,6 +222,9 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
             generation); `value` and `key` are then ignored.
         return_attention_scores: also return `[batch, heads, time, source]`.
         training: enables attention dropout.
+        fold_biases: with a cache, run the projections with their biases
+            folded into the matmuls (`matmul_folded_bias`): for the one-token
+            calls of an XLA-compiled decoding loop.
 
     Example:
 
@@ -298,13 +302,14 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         )
         self.built = True
 
-    def _project(self, query, value, key):
+    def _project(self, query, value, key, fold_biases=False):
         """Queries `[b, t, heads, d]`, keys and values `[b, s, kv_heads, d]`.
 
         In self-attention the three projections read the same input, so they
         run as one matmul against the three kernels side by side (one large
         matmul is faster than three small ones); the weights are still the
-        parent's `query`, `key` and `value` layers.
+        parent's `query`, `key` and `value` layers. With `fold_biases` the
+        bias is folded into that matmul (`matmul_folded_bias`).
         """
         if not (query is value and value is key and self._key_dim == self._value_dim):
             return self._query_dense(query), self._key_dense(key), self._value_dense(value)
@@ -316,10 +321,13 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         kernel = ops.concatenate(
             [ops.reshape(ops.cast(layer.kernel, query.dtype), (width, -1)) for layer in layers],
             axis=1)
-        qkv = ops.matmul(query, kernel)
-        if self._use_bias:
-            qkv = qkv + ops.concatenate(
-                [ops.reshape(ops.cast(layer.bias, query.dtype), (-1,)) for layer in layers], axis=0)
+        bias = ops.concatenate([ops.reshape(layer.bias, (-1,)) for layer in layers], axis=0) \
+            if self._use_bias else None
+        if fold_biases:
+            qkv = matmul_folded_bias(query, kernel, bias)
+        else:
+            qkv = ops.matmul(query, kernel)
+            qkv = qkv if bias is None else qkv + ops.cast(bias, qkv.dtype)
         heads, kv_heads = self._num_heads, self.num_kv_heads
         batch, time = ops.shape(query)[0], ops.shape(query)[1]
         qkv = ops.reshape(qkv, (batch, time, heads + 2 * kv_heads, self._key_dim))
@@ -348,7 +356,9 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         key_value=None,
         return_attention_scores=False,
         training=None,
+        fold_biases=False,
     ):
+        fold_biases = fold_biases and cache is not None
         if key_value is not None:
             if self.rotary:
                 raise ValueError("precomputed keys (key_value=) are never rotated; rotary=False")
@@ -356,7 +366,7 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         else:
             value = query if value is None else value
             key = value if key is None else key
-            q, k, v = self._project(query, value, key)
+            q, k, v = self._project(query, value, key, fold_biases)
         if self.rotary:
             q = self._rotary_layer(q, positions=positions)
             k = self._rotary_layer(k, positions=positions)
@@ -404,20 +414,23 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
                     heads_first=cache is not None,
                 )
         if cache is not None:
-            return self._cached_output(output), cache
+            return self._cached_output(output, fold_biases), cache
         output = self._output_dense(output)
         return (output, scores) if return_attention_scores else output
 
-    def _cached_output(self, output):
-        """`self._output_dense(output)` for a cached call, with the kernel as one
-        transposed `[d_model, heads * head_dim]` matrix: with a reshape of the 3-D kernel
-        XLA fuses a one-token matmul into a slow elementwise loop."""
+    def _cached_output(self, output, fold_biases):
+        """`self._output_dense(output)` for a cached call: one matmul of the heads'
+        outputs side by side with the kernel as a `[heads * head_dim, d_model]` matrix
+        (XLA runs a one-token einsum with the 3-D kernel as a slow loop), its bias folded
+        in with `fold_biases` (`matmul_folded_bias`)."""
         dense = self._output_dense
-        kernel = ops.cast(dense.kernel, output.dtype)
-        kernel = ops.transpose(ops.reshape(kernel, (-1, kernel.shape[-1])))
+        kernel = ops.reshape(dense.kernel, (-1, dense.kernel.shape[-1]))
         batch, time = ops.shape(output)[0], ops.shape(output)[1]
-        y = ops.einsum("btc,ec->bte", ops.reshape(output, (batch, time, -1)), kernel)
-        return y + ops.cast(dense.bias, y.dtype) if dense.bias is not None else y
+        output = ops.reshape(output, (batch, time, -1))
+        if fold_biases:
+            return matmul_folded_bias(output, kernel, dense.bias)
+        y = ops.matmul(output, ops.cast(kernel, output.dtype))
+        return y if dense.bias is None else y + ops.cast(dense.bias, y.dtype)
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
                             cache=None, key_value=None, **kwargs):

@@ -71,6 +71,9 @@ class TransformerBlock(keras.layers.Layer):
         positions, cache, cache_index, attention_mask: KV-cached decoding
             of a causal block (see `GroupedQueryAttention`); with a `cache` the
             call returns `(outputs, new_cache)`.
+        fold_biases: with a cache, the self-attention's and the feed-forward
+            network's products run with their biases folded in
+            (`matmul_folded_bias`): for an XLA-compiled decoding loop.
         return_attention_scores: also return the attention weights, as
             `(outputs, scores)` with `scores["self_attention"]`
             `[batch, heads, time, time]` and, with cross-attention,
@@ -197,6 +200,7 @@ class TransformerBlock(keras.layers.Layer):
         return_attention_scores=False,
         attention_bias=None,
         context_key_value=None,
+        fold_biases=False,
     ):
         padding_mask = mask if padding_mask is None else padding_mask
         if self.recompute and training and cache is None and not return_attention_scores \
@@ -206,7 +210,7 @@ class TransformerBlock(keras.layers.Layer):
         return self._forward(
             inputs, padding_mask, context, context_mask, training, positions, cache,
             cache_index, attention_mask, return_attention_scores, attention_bias,
-            context_key_value,
+            context_key_value, fold_biases and cache is not None,
         )
 
     def cross_key_value(self, context):
@@ -244,6 +248,7 @@ class TransformerBlock(keras.layers.Layer):
         return_attention_scores=False,
         attention_bias=None,
         context_key_value=None,
+        fold_biases=False,
     ):
         """The block itself: residual sub-layers in the order `norm_first` says."""
         if return_attention_scores and cache is not None:
@@ -255,6 +260,7 @@ class TransformerBlock(keras.layers.Layer):
                 h, key_mask=padding_mask, positions=positions, cache=cache,
                 cache_index=cache_index, attention_mask=attention_mask, training=training,
                 attention_bias=attention_bias, return_attention_scores=return_attention_scores,
+                fold_biases=fold_biases,
             )
             if cache is None and not return_attention_scores:
                 return result
@@ -278,7 +284,9 @@ class TransformerBlock(keras.layers.Layer):
             x = self._residual(x, self.cross_attention_norm, cross_attention, True, training)
         # FeedForward applies its own output dropout.
         x = self._residual(x, self.feed_forward_norm,
-                           lambda h: self.feed_forward(h, training=training), False, training)
+                           lambda h: self.feed_forward(h, training=training,
+                                                       fold_biases=fold_biases),
+                           False, training)
         if cache is not None:
             return x, extras["self_attention"]
         return (x, extras) if return_attention_scores else x

@@ -3,6 +3,7 @@
 import keras
 
 from keras_transformer.errors import UserInputError
+from keras_transformer.layers.folded_bias import matmul_folded_bias
 
 
 def gelu_tanh(x):
@@ -125,12 +126,21 @@ class FeedForward(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, inputs, training=None):
-        if self.activation in GATED:
-            x = ACTIVATIONS[self.activation](self.gate(inputs)) * self.hidden(inputs)
+    def call(self, inputs, training=None, fold_biases=False):
+        """`fold_biases=True`: the products run with their biases folded in
+        (`matmul_folded_bias`), for the one-token calls of an XLA-compiled
+        decoding loop."""
+        if fold_biases:
+            def dense(layer, x):
+                return matmul_folded_bias(x, layer.kernel, layer.bias)
         else:
-            x = ACTIVATIONS[self.activation](self.hidden(inputs))
-        return self.dropout_layer(self.output_dense(x), training=training)
+            def dense(layer, x):
+                return layer(x)
+        if self.activation in GATED:
+            x = ACTIVATIONS[self.activation](dense(self.gate, inputs)) * dense(self.hidden, inputs)
+        else:
+            x = ACTIVATIONS[self.activation](dense(self.hidden, inputs))
+        return self.dropout_layer(dense(self.output_dense, x), training=training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.d_model,)

@@ -112,7 +112,7 @@ class GPT(FamilyModel):
                 for block in self.blocks]
 
     def call_with_cache(self, token_ids, positions, cache, cache_index, attention_mask,
-                        head=None):
+                        head=None, fold_biases=False):
         """Logits of new tokens whose keys and values are appended to the cache.
 
         Runs exactly the layers of the model, but each block's self-attention
@@ -127,6 +127,8 @@ class GPT(FamilyModel):
             attention_mask: bool `[batch, time, slots]`: which cache slots each
                 new token may attend to (itself and the real tokens before it).
             head: optional `output_head()`, made once for many calls.
+            fold_biases: run the blocks' products with their biases folded in
+                (`matmul_folded_bias`), as an XLA-compiled decoding loop should.
 
         Returns:
             `(logits [batch, time, vocab] float32, new_cache)`.
@@ -136,7 +138,7 @@ class GPT(FamilyModel):
         for block, block_cache in zip(self.blocks, cache, strict=True):
             x, block_cache = block(
                 x, positions=positions, cache=block_cache, cache_index=cache_index,
-                attention_mask=attention_mask, training=False,
+                attention_mask=attention_mask, training=False, fold_biases=fold_biases,
             )
             new_cache.append(block_cache)
         return self._logits(x, head), new_cache
