@@ -1,19 +1,19 @@
-"""Where a KV-cached decoding step's time goes: XLA:CPU's thunks, per new token.
+"""Where a KV-cached decoding step's time goes: XLA:CPU's thunks, per step.
 
-    python benchmarks/profile_generate.py [--model default|gpt2] [--new-tokens N] [--json FILE]
+    python benchmarks/profile_generate.py [--model default|gpt2|llama] [--batch B] [--new-tokens N] [--json FILE]
 
 Runs `Decoder` (greedy, XLA) once to compile, then once under TensorFlow's
 profiler with `XLA_FLAGS=--xla_cpu_enable_xprof_traceme=true`, which records
 every thunk (one fused kernel, one dot, one copy ...) of the compiled while
 loop. Thunks are grouped by their HLO name without the number
-(`dot_add_fusion.7` -> `dot_add_fusion`) and printed as milliseconds per new
-token, largest first, with the profiled run's tokens/s (the profiler slows
+(`dot_add_fusion.7` -> `dot_add_fusion`) and printed as milliseconds per
+decoding step (one new token in each of the `--batch` rows), largest first, with the profiled run's tokens/s (the profiler slows
 the run; compare groups, not the speed).
 
 `--model default`: `train.py`'s GPT (4 layers, d_model 128) built with a
-1,024 context, random weights, an 8-token prompt. `--model gpt2`: the GPT-2
-small folder `benchmarks/generate.py` writes (`--checkpoint-dir`; run that
-first).
+1,024 context, random weights, an 8-token prompt. `--model gpt2` / `llama`:
+the GPT-2 small or Llama-shaped folder `benchmarks/generate.py` writes
+(`--checkpoint-dir`; run that first).
 """
 
 import argparse
@@ -42,9 +42,10 @@ from keras_transformer.models.gpt import build_gpt  # noqa: E402
 
 
 def decoder(model_name, checkpoint_dir):
-    if model_name == "gpt2":
+    if model_name in ("gpt2", "llama"):
         from keras_transformer.pretrained.checkpoint import from_pretrained
-        return Decoder(from_pretrained(os.path.join(checkpoint_dir, "random-gpt2")), pad_id=None)
+        folder = os.path.join(checkpoint_dir, f"random-{model_name}")
+        return Decoder(from_pretrained(folder), pad_id=None)
     keras.utils.set_random_seed(0)
     config = TransformerConfig(vocab_size=66, num_layers=4, d_model=128, num_heads=4,
                                max_len=1024)
@@ -71,14 +72,15 @@ def thunk_groups(logdir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("default", "gpt2"), default="default")
+    parser.add_argument("--model", choices=("default", "gpt2", "llama"), default="default")
+    parser.add_argument("--batch", type=int, default=1, help="rows decoded together")
     parser.add_argument("--new-tokens", type=int, default=300)
     parser.add_argument("--checkpoint-dir", default="checkpoints/benchmark")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     decode = decoder(args.model, args.checkpoint_dir)
-    prompt = [np.arange(1, 9, dtype=np.int32)]
+    prompt = [np.arange(1, 9, dtype=np.int32)] * args.batch
     decode(prompt, args.new_tokens, temperature=0.0)  # compile
     logdir = tempfile.mkdtemp()
     try:
@@ -92,16 +94,17 @@ def main(argv=None):
         shutil.rmtree(logdir, ignore_errors=True)
     per_token = {name: ms / args.new_tokens for name, ms in groups.most_common()}
     total = sum(per_token.values())
-    print(f"{args.model}: {args.new_tokens} new tokens, {args.new_tokens / seconds:.1f} tokens/s "
-          f"under the profiler; thunks {total:.3f} ms per token")
-    print(f"{'thunk group':40s} {'ms/token':>9s} {'share':>6s}")
+    print(f"{args.model}: {args.new_tokens} new tokens, batch {args.batch}, "
+          f"{args.batch * args.new_tokens / seconds:.1f} tokens/s under the profiler; "
+          f"thunks {total:.3f} ms per step")
+    print(f"{'thunk group':40s} {'ms/step':>9s} {'share':>6s}")
     for name, ms in list(per_token.items())[: args.top]:
         print(f"{name:40s} {ms:9.4f} {ms / total:6.1%}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "new_tokens": args.new_tokens,
-                       "tokens_per_second_profiled": args.new_tokens / seconds,
-                       "ms_per_token": per_token}, f, indent=1)
+            json.dump({"model": args.model, "batch": args.batch, "new_tokens": args.new_tokens,
+                       "tokens_per_second_profiled": args.batch * args.new_tokens / seconds,
+                       "ms_per_step": per_token}, f, indent=1)
     return 0
 
 

@@ -220,8 +220,8 @@ def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
     profile, attention = tmp_path / "profile.json", tmp_path / "attention.json"
     result = _run("profile_generate.py", "--new-tokens", "3", "--json", str(profile), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    per_token = json.loads(profile.read_text())["ms_per_token"]
-    assert any("dot" in name for name in per_token) and all(ms >= 0 for ms in per_token.values())
+    per_step = json.loads(profile.read_text())["ms_per_step"]
+    assert any("dot" in name for name in per_step) and all(ms >= 0 for ms in per_step.values())
     assert "thunk group" in result.stdout
     result = _run("decode_attention.py", "--slots", "8", "16", "--steps", "16", "--json",
                   str(attention), cwd=tmp_path)

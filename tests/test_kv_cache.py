@@ -157,15 +157,17 @@ def test_generate_uses_the_cache_by_default_and_keeps_its_signature():
     assert len(generate(model, tokenizer, "abc", max_new_tokens=20)) == 23  # slides by default
 
 
-@pytest.mark.parametrize("name", ["learned", "rope_gqa_rms_swiglu"])
-def test_folded_biases_give_the_logits_of_full_recomputation(name):
+@pytest.mark.parametrize("name, use_bias", [("learned", True), ("rope_gqa_rms_swiglu", True),
+                                            ("rope_gqa_rms_swiglu", False)])
+def test_folded_biases_give_the_logits_of_full_recomputation(name, use_bias):
     """The one-token products with their biases folded in (`fold_biases=True`, compiled
     with XLA as `Decoder` runs them) on a model whose every bias is non-zero: a bias
-    dropped, or added to the wrong outputs, changes the logits."""
-    model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name]), name=name)
+    dropped, or added to the wrong outputs, changes the logits. Without biases (Llama)
+    the folded row is zeros."""
+    model = build_gpt(TransformerConfig(**TINY, **CONFIGS[name], use_bias=use_bias), name=name)
     biases = [w for w in model.weights if w.path.endswith("/bias")]
     # per block: query, key, value, attention output, FFN hidden and output (and gate)
-    assert len(biases) >= 6 * TINY["num_layers"]
+    assert len(biases) >= 6 * TINY["num_layers"] if use_bias else not biases
     rng = np.random.default_rng(0)
     for w in biases:
         w.assign(rng.normal(0.0, 0.5, w.shape))
