@@ -216,7 +216,8 @@ def test_checkpoint_load_benchmark_smoke_run(tmp_path):
 @pytest.mark.slow
 def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
     """The profile finds the compiled loop's thunks (a dot among them: the flag that makes XLA
-    record them reached it); the attention benchmark times every form at every size."""
+    record them reached it); the attention benchmark times every form at every size, and the
+    bias benchmark every form of the one-token products."""
     profile, attention = tmp_path / "profile.json", tmp_path / "attention.json"
     result = _run("profile_generate.py", "--new-tokens", "3", "--json", str(profile), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -232,3 +233,11 @@ def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
                                    "two-part cache")
         for slots in (8, 16)}
     assert all(r["us_per_step"] > 0 for r in rows)
+    folds = tmp_path / "bias_fold.json"
+    result = _run("bias_fold.py", "--layers", "1", "--width", "32", "--vocab", "64", "--steps",
+                  "2", "--repeats", "1", "--json", str(folds), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(folds.read_text())["rows"]
+    assert [r["form"] for r in rows] == ["no bias", "plus bias", "bias tiled in loop",
+                                         "bias tiled before", "folded"]
+    assert all(r["ms_per_step"] > 0 for r in rows)
