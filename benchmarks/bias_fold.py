@@ -40,7 +40,8 @@ FORMS = ("no bias", "plus bias", "bias tiled in loop", "bias tiled before", "fol
 
 def chain(form, layers, head, x, steps):
     """`steps` decoding-like steps of the product chain, in one XLA while loop."""
-    tiled = [[tf.tile(b[None], [x.shape[0], 1]) for _, b in layer] for layer in layers]
+    if form == "bias tiled before":  # outside the loop, so XLA cannot put it back inside
+        tiled = [[tf.tile(b[None], [x.shape[0], 1]) for _, b in layer] for layer in layers]
 
     def linear(h, i, j):
         w, b = layers[i][j]

@@ -56,24 +56,32 @@ def check_and_extend(model, logits, rows):
     return tokens
 
 
-def test_cached_logits_equal_full_recomputation_at_every_step(model):
-    """Left-padded prefill, then one token at a time into the same cache."""
-    steps = 8
+def check_one_token_steps(model, steps, step_call):
+    """Prefill, then `steps` one-token `step_call(token_ids, positions, cache, index, mask)`s
+    into the same cache, every logits checked against full recomputation; the last cache."""
     longest = max(len(p) for p in PROMPTS)
     slots = longest + steps
     logits, cache, padding, real, _ = prefill(model, slots)
-    kv_heads = CONFIGS_KV_HEADS.get(model.name)
-    for keys, values in cache:  # the cache holds only the kv heads
-        assert keys.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
-        assert values.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
     rows = [list(p) for p in PROMPTS]
     for step in range(steps):
         tokens = check_and_extend(model, logits, rows)
         index = longest + step
         step_mask = (real & (np.arange(slots)[None, :] <= index))[:, None, :]
-        logits, cache = call_with_cache(
-            model, tokens[:, None], (index - padding)[:, None], cache, tf.constant(index), step_mask
-        )
+        logits, cache = step_call(tokens[:, None], (index - padding)[:, None], cache,
+                                  tf.constant(index), step_mask)
+    check_and_extend(model, logits, rows)
+    return cache
+
+
+def test_cached_logits_equal_full_recomputation_at_every_step(model):
+    """Left-padded prefill, then one token at a time into the same cache."""
+    steps = 8
+    cache = check_one_token_steps(model, steps, lambda *args: call_with_cache(model, *args))
+    kv_heads = CONFIGS_KV_HEADS.get(model.name)
+    slots = max(len(p) for p in PROMPTS) + steps
+    for keys, values in cache:  # the cache holds only the kv heads
+        assert keys.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
+        assert values.shape == (len(PROMPTS), kv_heads or 4, slots, 4)
 
 
 def test_a_two_part_cache_gives_the_logits_of_full_recomputation(model):
@@ -171,17 +179,6 @@ def test_folded_biases_give_the_logits_of_full_recomputation(name, use_bias):
     rng = np.random.default_rng(0)
     for w in biases:
         w.assign(rng.normal(0.0, 0.5, w.shape))
-    steps = 3
-    longest = max(len(p) for p in PROMPTS)
-    slots = longest + steps
-    logits, cache, padding, real, _ = prefill(model, slots)
     folded_step = tf.function(
         lambda *args: model.call_with_cache(*args, fold_biases=True), jit_compile=True)
-    rows = [list(p) for p in PROMPTS]
-    for step in range(steps):
-        tokens = check_and_extend(model, logits, rows)
-        index = longest + step
-        step_mask = (real & (np.arange(slots)[None, :] <= index))[:, None, :]
-        logits, cache = folded_step(tokens[:, None], (index - padding)[:, None], cache,
-                                    tf.constant(index), step_mask)
-    check_and_extend(model, logits, rows)
+    check_one_token_steps(model, 3, folded_step)

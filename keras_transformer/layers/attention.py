@@ -25,7 +25,7 @@ from keras import ops
 
 from keras_transformer.errors import UserInputError
 from keras_transformer.layers.chunked_attention import MASKED_SCORE, chunked_attention
-from keras_transformer.layers.folded_bias import matmul_folded_bias
+from keras_transformer.layers.folded_bias import matmul_with_bias
 from keras_transformer.layers.masking import attention_mask as make_attention_mask
 from keras_transformer.layers.rotary import RotaryEmbedding
 
@@ -318,16 +318,11 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         # concatenation itself (XLA runs a one-token matmul whose kernel is a reshape of a
         # 3-D tensor as a slow fused loop; a 2-D kernel goes to the fast matmul).
         width = query.shape[-1]
-        kernel = ops.concatenate(
-            [ops.reshape(ops.cast(layer.kernel, query.dtype), (width, -1)) for layer in layers],
-            axis=1)
+        kernel = ops.concatenate([ops.reshape(layer.kernel, (width, -1)) for layer in layers],
+                                 axis=1)
         bias = ops.concatenate([ops.reshape(layer.bias, (-1,)) for layer in layers], axis=0) \
             if self._use_bias else None
-        if fold_biases:
-            qkv = matmul_folded_bias(query, kernel, bias)
-        else:
-            qkv = ops.matmul(query, kernel)
-            qkv = qkv if bias is None else qkv + ops.cast(bias, qkv.dtype)
+        qkv = matmul_with_bias(query, kernel, bias, fold=fold_biases)
         heads, kv_heads = self._num_heads, self.num_kv_heads
         batch, time = ops.shape(query)[0], ops.shape(query)[1]
         qkv = ops.reshape(qkv, (batch, time, heads + 2 * kv_heads, self._key_dim))
@@ -426,11 +421,8 @@ class GroupedQueryAttention(keras.layers.MultiHeadAttention):
         dense = self._output_dense
         kernel = ops.reshape(dense.kernel, (-1, dense.kernel.shape[-1]))
         batch, time = ops.shape(output)[0], ops.shape(output)[1]
-        output = ops.reshape(output, (batch, time, -1))
-        if fold_biases:
-            return matmul_folded_bias(output, kernel, dense.bias)
-        y = ops.matmul(output, ops.cast(kernel, output.dtype))
-        return y if dense.bias is None else y + ops.cast(dense.bias, y.dtype)
+        return matmul_with_bias(ops.reshape(output, (batch, time, -1)), kernel, dense.bias,
+                                fold=fold_biases)
 
     def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False,
                             cache=None, key_value=None, **kwargs):

@@ -42,3 +42,12 @@ def matmul_folded_bias(x, kernel, bias=None):
     bias = ops.zeros(kernel.shape[-1:], x.dtype) if bias is None else ops.cast(bias, x.dtype)
     x = ops.concatenate([x, ops.ones_like(x[..., :1])], axis=-1)
     return ops.matmul(x, ops.concatenate([kernel, bias[None, :]], axis=0))
+
+
+def matmul_with_bias(x, kernel, bias=None, fold=False):
+    """`x @ kernel + bias` in `x`'s dtype: with `fold`, as `matmul_folded_bias`;
+    otherwise the product, then the bias (if any) added."""
+    if fold:
+        return matmul_folded_bias(x, kernel, bias)
+    y = ops.matmul(x, ops.cast(kernel, x.dtype))
+    return y if bias is None else y + ops.cast(bias, y.dtype)
