@@ -18,6 +18,7 @@ from keras_transformer.layers import (
     TransformerBlock,
     chunked_attention,
 )
+from keras_transformer.layers.batched_matmul import batched_matmul
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 7, 16)).astype("float32")
@@ -108,6 +109,66 @@ def test_gqa_with_all_kv_heads_equals_keras_multi_head_attention(causal):
     causal_layer = CausalSelfAttention(num_heads=4, key_dim=4, num_kv_heads=1)
     causal_layer(X)
     assert isinstance(causal_layer, keras.layers.MultiHeadAttention) and causal_layer.causal
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("shapes", [((2, 3, 8, 4), (2, 3, 4, 8)),   # a no larger: swap(a) @ dy
+                                    ((2, 3, 8, 8), (2, 3, 8, 2))])  # a larger: swap(swap(dy) @ a)
+def test_batched_matmul_has_the_values_and_gradients_of_matmul(shapes, jit):
+    a, b = (tf.constant(RNG.normal(size=shape), tf.float32) for shape in shapes)
+    upstream = tf.constant(RNG.normal(size=shapes[0][:-1] + shapes[1][-1:]), tf.float32)
+
+    def value_and_grads(matmul):
+        @tf.function(jit_compile=jit)
+        def run(a, b):
+            with tf.GradientTape() as tape:
+                tape.watch([a, b])
+                y = matmul(a, b)
+                loss = tf.reduce_sum(y * upstream)
+            return [y, *tape.gradient(loss, [a, b])]
+        return [t.numpy() for t in run(a, b)]
+
+    for got, want in zip(value_and_grads(batched_matmul), value_and_grads(tf.matmul), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 2])
+def test_attention_gradients_equal_keras_multi_head_attention(num_kv_heads):
+    """The batched matmuls' own gradient (`batched_matmul`) gives autodiff's gradients: ours
+    with every kv head against keras' MultiHeadAttention; with fewer, the gradients of its
+    query and output weights, and the sums over each group of its key and value weights."""
+    ours = GroupedQueryAttention(num_heads=4, key_dim=4, num_kv_heads=num_kv_heads, causal=True,
+                                 bias_initializer="random_normal")
+    theirs = keras.layers.MultiHeadAttention(num_heads=4, key_dim=4,
+                                             bias_initializer="random_normal")
+    ours(X, X)
+    theirs(X, X)
+    if num_kv_heads == 4:
+        _copy_weights(theirs, ours)
+    else:  # their key and value heads: ours repeated for each group
+        for mine, other in zip(ours.weights, theirs.weights, strict=True):
+            value = keras.ops.convert_to_numpy(mine)
+            if mine.shape != other.shape:
+                value = np.repeat(value, 4 // num_kv_heads, axis=-2)
+            other.assign(value)
+    x = tf.constant(X)
+
+    @tf.function(jit_compile=True)
+    def grads(layer, causal):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = layer(x, x, use_causal_mask=True) if causal is None else layer(x, x)
+            loss = tf.reduce_sum(out * tf.sin(tf.range(16, dtype=tf.float32)))
+        return tape.gradient(loss, [x, *layer.trainable_weights])
+
+    got = [g.numpy() for g in grads(ours, False)]
+    want = [g.numpy() for g in grads(theirs, None)]
+    for mine, theirs_grad, weight in zip(got, want, [x, *ours.trainable_weights], strict=True):
+        if mine.shape != theirs_grad.shape:  # a kv weight: sum the gradient over its group
+            theirs_grad = theirs_grad.reshape(
+                theirs_grad.shape[:-2] + (num_kv_heads, -1, theirs_grad.shape[-1])).sum(-2)
+        np.testing.assert_allclose(mine, theirs_grad, rtol=1e-4, atol=1e-5,
+                                   err_msg=getattr(weight, "path", "input"))
 
 
 def _numpy_gqa(layer, x, causal):

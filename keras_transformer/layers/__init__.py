@@ -11,6 +11,7 @@ from keras_transformer.layers.attention import (
     GlobalSelfAttention,
     GroupedQueryAttention,
 )
+from keras_transformer.layers.batched_matmul import batched_matmul
 from keras_transformer.layers.block import TransformerBlock
 from keras_transformer.layers.chunked_attention import chunked_attention
 from keras_transformer.layers.embedding import PositionalEmbedding, sinusoidal_positions
@@ -39,6 +40,7 @@ __all__ = [
     "RotaryEmbedding",
     "TransformerBlock",
     "attention_mask",
+    "batched_matmul",
     "chunked_attention",
     "make_norm",
     "relative_position_bucket",

@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from keras_transformer.errors import UserInputError
+from keras_transformer.layers.batched_matmul import batched_matmul
 from keras_transformer.layers.chunked_attention import MASKED_SCORE, chunked_attention
 from keras_transformer.layers.folded_bias import matmul_with_bias
 from keras_transformer.layers.masking import attention_mask as make_attention_mask
@@ -143,24 +144,27 @@ def grouped_attention(query, key, value, mask=None, dropout=None, training=None,
     if heads_first and query.shape[1] == 1:
         return _one_query_attention(query, key, value, mask, bias)
     batch, time, heads, head_dim = ops.shape(query)
-    kv = "bksd" if heads_first else "bskd"  # the keys' and values' axes, as einsum letters
-    source, kv_heads = ops.shape(key)[kv.index("s")], key.shape[kv.index("k")]
+    if not heads_first:  # [batch, kv_heads, source, head_dim]
+        key, value = ops.swapaxes(key, 1, 2), ops.swapaxes(value, 1, 2)
+    source, kv_heads = ops.shape(key)[2], key.shape[1]
     groups = query.shape[2] // kv_heads
-    if groups == 1:  # multi-head attention: one kv head per query head
-        scores = ops.einsum(f"btkd,{kv}->bkts", query, key)
-    else:
-        grouped = ops.reshape(query, (batch, time, kv_heads, groups, head_dim))
-        scores = ops.einsum(f"btkgd,{kv}->bkgts", grouped, key)
+    # Each kv head's queries as one matrix: [batch, kv_heads, groups * time, head_dim].
+    grouped = ops.transpose(query, (0, 2, 1, 3))
+    if groups > 1:
+        grouped = ops.reshape(grouped, (batch, kv_heads, -1, head_dim))
+    scores = batched_matmul(grouped, ops.swapaxes(key, 2, 3))
+    if groups > 1:
         scores = ops.reshape(scores, (batch, heads, time, source))
     weights = _attention_weights(scores, mask, bias)
     dropped = ops.cast(weights, query.dtype)
     if dropout is not None:
         dropped = dropout(dropped, training=training)
-    if groups == 1:
-        return ops.einsum(f"bkts,{kv}->btkd", dropped, value), weights
-    dropped = ops.reshape(dropped, (batch, kv_heads, groups, time, source))
-    output = ops.einsum(f"bkgts,{kv}->btkgd", dropped, value)
-    return ops.reshape(output, (batch, time, heads, value.shape[-1])), weights
+    if groups > 1:
+        dropped = ops.reshape(dropped, (batch, kv_heads, -1, source))
+    output = batched_matmul(dropped, value)
+    if groups > 1:
+        output = ops.reshape(output, (batch, heads, time, value.shape[-1]))
+    return ops.transpose(output, (0, 2, 1, 3)), weights
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
