@@ -36,9 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from step_variants import round_ratios, time_variants  # noqa: E402  (benchmarks/step_variants.py)
 
 import keras_transformer.layers.attention as attention  # noqa: E402
-from keras_transformer import TransformerConfig  # noqa: E402
 from keras_transformer.layers.batched_matmul import _kept, _swap  # noqa: E402
 
 BATCH, SEQ_LEN, HEADS, HEAD_DIM = 64, 128, 4, 32
@@ -94,37 +94,6 @@ def time_products(repeats, calls=10):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def time_steps(repeats, large=False, steps=10, warmup=3):
-    """Median tokens/s of a training step, autodiff's attention gradients vs batched_matmul's:
-    the default step (float32, XLA), or with `large` line 3's (d_model 512, 6 layers, batch
-    16 x 256, mixed_bfloat16, XLA off as `--jit auto` picks on a CPU with AMX)."""
-    from train import batches, compiled, timed_fit  # benchmarks/train.py
-
-    if large:
-        config = TransformerConfig(vocab_size=66, max_len=256, num_layers=6, d_model=512,
-                                   num_heads=8)
-        batch, seq_len, jit, mixed = 16, 256, False, True
-    else:
-        config = TransformerConfig.preset("gpt-mini", vocab_size=66)
-        batch, seq_len, jit, mixed = BATCH, SEQ_LEN, True, False
-    ids = np.random.default_rng(0).integers(1, 66, size=(batch * (steps + warmup), seq_len + 1))
-    models = {}
-    for name, matmul in (("autodiff", tf.matmul), ("batched_matmul", attention.batched_matmul)):
-        model, to_inputs = compiled("ours", config, jit, mixed, 1000)
-        data = batches(to_inputs, ids.astype("int32"), batch)
-        kept, attention.batched_matmul = attention.batched_matmul, matmul
-        try:  # the first fit traces the step, with this matmul in the attention
-            model.fit(data.take(1), epochs=1, verbose=0)
-        finally:
-            attention.batched_matmul = kept
-        models[name] = (model, data)
-    speeds = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, (model, data) in models.items():
-            speeds[name].append(steps * batch * seq_len / timed_fit(model, data, warmup))
-    return {name: statistics.median(values) for name, values in speeds.items()}, speeds
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the product timings")
@@ -141,15 +110,16 @@ def main(argv=None):
         print(f"{name:72s} {ms:7.2f}", flush=True)
     result = {"products_ms": products}
     if args.step_repeats:
-        steps, rounds = time_steps(args.step_repeats, args.large)
+        steps, rounds = time_variants(
+            {"autodiff": [(attention, "batched_matmul", tf.matmul)], "batched_matmul": []},
+            args.step_repeats, args.large)
         title = ("d_model 512 step (mixed_bfloat16, no XLA)" if args.large
                  else "default GPT step (XLA, float32)")
         print(f"\n{title:40s} {'tokens/s':>10s}")
         for name, speed in steps.items():
             print(f"{name:40s} {speed:10,.0f}")
         ratio = steps["batched_matmul"] / steps["autodiff"]
-        print(f"batched_matmul / autodiff: {ratio:.3f} "
-              f"(rounds: {', '.join(f'{b / a:.3f}' for a, b in zip(*rounds.values(), strict=True))})")
+        print(f"batched_matmul / autodiff: {ratio:.3f} (rounds: {round_ratios(rounds)})")
         result.update(step="large" if args.large else "default", step_tokens_per_second=steps,
                       step_rounds=rounds, step_ratio=ratio)
     if args.json:

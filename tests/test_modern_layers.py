@@ -1,4 +1,4 @@
-"""RoPE, grouped-query attention, RMSNorm, SwiGLU and chunked attention, checked against references."""
+"""RoPE, grouped-query attention, RMSNorm, SwiGLU, chunked attention, the fused activations and batched_matmul, checked against references."""
 
 import keras
 import numpy as np
@@ -16,6 +16,7 @@ from keras_transformer.layers import (
     RMSNormalization,
     RotaryEmbedding,
     TransformerBlock,
+    activations,
     chunked_attention,
 )
 from keras_transformer.layers.batched_matmul import batched_matmul
@@ -169,6 +170,40 @@ def test_attention_gradients_equal_keras_multi_head_attention(num_kv_heads):
                 theirs_grad.shape[:-2] + (num_kv_heads, -1, theirs_grad.shape[-1])).sum(-2)
         np.testing.assert_allclose(mine, theirs_grad, rtol=1e-4, atol=1e-5,
                                    err_msg=getattr(weight, "path", "input"))
+
+
+KERAS_ACTIVATIONS = {
+    "gelu_tanh": lambda x: keras.activations.gelu(x, approximate=True),
+    "gelu_erf": lambda x: keras.activations.gelu(x, approximate=False),
+    "silu": keras.activations.silu,
+}
+
+
+@pytest.mark.parametrize("compiled", [None, False, True])
+@pytest.mark.parametrize("name", sorted(KERAS_ACTIVATIONS))
+def test_fused_activations_have_the_values_and_gradients_of_keras(name, compiled):
+    """Each fused activation (its derivative written out) against Keras' (autodiff's): eager,
+    inside a graph, and inside an XLA-compiled function; bfloat16 in gives bfloat16 out."""
+    ours, theirs = getattr(activations, name), KERAS_ACTIVATIONS[name]
+    x = tf.constant(np.linspace(-7.0, 7.0, 301), tf.float32)
+    upstream = tf.constant(RNG.normal(size=301), tf.float32)
+
+    def value_and_grad(function):
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = function(x)
+            return y, tape.gradient(y, x, output_gradients=upstream)
+        if compiled is not None:
+            run = tf.function(run, jit_compile=compiled)
+        return [t.numpy() for t in run(x)]
+
+    for got, want in zip(value_and_grad(ours), value_and_grad(theirs), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    half = ours(tf.cast(x, tf.bfloat16))
+    assert half.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(half, tf.float32).numpy(), theirs(x).numpy(),
+                               rtol=1e-2, atol=1e-2)
 
 
 def _numpy_gqa(layer, x, causal):

@@ -3,19 +3,10 @@
 import keras
 
 from keras_transformer.errors import UserInputError
+from keras_transformer.layers.activations import gelu_erf, gelu_tanh, silu
 from keras_transformer.layers.folded_bias import matmul_folded_bias
 
-
-def gelu_tanh(x):
-    """GELU by its tanh approximation (GPT-2's `gelu_new`, T5 v1.1's gated GELU)."""
-    return keras.activations.gelu(x, approximate=True)
-
-
-def gelu_erf(x):
-    """GELU exactly, `x * Phi(x)` with the error function (BERT's `gelu`)."""
-    return keras.activations.gelu(x, approximate=False)
-
-
+# Each activation is one XLA-fused kernel forward and one backward (`layers/activations.py`).
 ACTIVATIONS = {
     "relu": keras.activations.relu,
     "gelu_tanh": gelu_tanh,
@@ -24,7 +15,7 @@ ACTIVATIONS = {
     "gelu": gelu_tanh,
     # Gated: act(x W_gate) * (x W_hidden), Shazeer 2020. SwiGLU (PaLM, LLaMA) gates
     # with silu; T5 v1.1's "gated-gelu" with the tanh GELU.
-    "swiglu": keras.activations.silu,
+    "swiglu": silu,
     "gated-gelu": gelu_tanh,
 }
 GATED = ("swiglu", "gated-gelu")
