@@ -241,3 +241,9 @@ def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
     assert [r["form"] for r in rows] == ["no bias", "plus bias", "bias tiled in loop",
                                          "bias tiled before", "folded"]
     assert all(r["ms_per_step"] > 0 for r in rows)
+    transposed = tmp_path / "transposed.json"  # the products only: their values agree
+    result = _run("transposed_matmul.py", "--repeats", "1", "--step-repeats", "0", "--json",
+                  str(transposed), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    products = json.loads(transposed.read_text())["products_ms"]
+    assert len(products) == 6 and all(ms > 0 for ms in products.values())

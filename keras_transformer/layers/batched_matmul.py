@@ -34,9 +34,9 @@ def batched_matmul(a, b):
     `weights @ v`, contract over the keys' and the queries' axes. Their
     gradients with respect to `b` (`a^T @ dy`) contract `a` and `dy` over
     their rows, which autodiff hands XLA as one dot with a transposed left
-    operand, and XLA:CPU runs that form 2.6 times slower than a plain
-    product (`benchmarks/transposed_matmul.py`: 6.0 against 2.3 ms for the
-    default GPT's `weights^T @ d_output`). So here that gradient is a plain
+    operand, and XLA:CPU runs that form about twice as slow as a plain
+    product (`benchmarks/transposed_matmul.py`: 9.3 ms against 4.3 ms this
+    way for the default GPT's `weights^T @ d_output`). So here that gradient is a plain
     product of a copied transpose: `swap(a) @ dy`, or, when `a` is the larger
     operand, `swap(swap(dy) @ a)`; each copy is kept as a copy (XLA's
     optimization barrier), or XLA folds it back into the dot. The other
@@ -44,7 +44,7 @@ def batched_matmul(a, b):
 
     The values are those of `tf.matmul` and of its gradients; only the
     products' layouts differ. The default GPT's training step, XLA-compiled,
-    runs 5-8 % faster (`benchmarks/RESULTS.md`, "Attention's backward
+    runs 3-8 % faster (`benchmarks/RESULTS.md`, "Attention's backward
     products").
 
     Args:
