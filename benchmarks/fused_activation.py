@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
-from step_variants import round_ratios, time_variants  # noqa: E402  (benchmarks/step_variants.py)
+from step_variants import report, time_variants  # noqa: E402  (benchmarks/step_variants.py)
 
 import keras_transformer.layers.feedforward as feedforward  # noqa: E402
 
@@ -46,13 +46,7 @@ def main(argv=None):
     variants = {"keras activations": [(feedforward, "ACTIVATIONS", keras_activations())],
                 "fused activations": []}
     speeds, rounds = time_variants(variants, args.repeats, large=not args.default)
-    title = ("default GPT step (XLA, float32)" if args.default
-             else "d_model 512 step (mixed_bfloat16, no XLA)")
-    print(f"{title:42s} {'tokens/s':>10s}")
-    for name, speed in speeds.items():
-        print(f"{name:42s} {speed:10,.0f}")
-    ratio = speeds["fused activations"] / speeds["keras activations"]
-    print(f"fused / keras: {ratio:.3f} (rounds: {round_ratios(rounds)})")
+    ratio = report(speeds, rounds, large=not args.default)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"step": "default" if args.default else "large",

@@ -55,7 +55,16 @@ def time_variants(variants, repeats, large=False, steps=10, warmup=3):
     return {name: statistics.median(values) for name, values in speeds.items()}, speeds
 
 
-def round_ratios(rounds):
-    """The second variant over the first, round by round, as text."""
-    first, second = list(rounds.values())[:2]
-    return ", ".join(f"{b / a:.3f}" for a, b in zip(first, second, strict=True))
+def report(speeds, rounds, large):
+    """Print each variant's median tokens/s and the second over the first (also round by
+    round); return that ratio."""
+    title = ("d_model 512 step (mixed_bfloat16, no XLA)" if large
+             else "default GPT step (XLA, float32)")
+    print(f"\n{title:42s} {'tokens/s':>10s}")
+    for name, speed in speeds.items():
+        print(f"{name:42s} {speed:10,.0f}")
+    (first, second), (a_rounds, b_rounds) = list(speeds)[:2], list(rounds.values())[:2]
+    ratio = speeds[second] / speeds[first]
+    each = ", ".join(f"{b / a:.3f}" for a, b in zip(a_rounds, b_rounds, strict=True))
+    print(f"{second} / {first}: {ratio:.3f} (rounds: {each})")
+    return ratio

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from step_variants import round_ratios, time_variants  # noqa: E402  (benchmarks/step_variants.py)
+from step_variants import report, time_variants  # noqa: E402  (benchmarks/step_variants.py)
 
 import keras_transformer.layers.attention as attention  # noqa: E402
 from keras_transformer.layers.batched_matmul import _kept, _swap  # noqa: E402
@@ -113,13 +113,7 @@ def main(argv=None):
         steps, rounds = time_variants(
             {"autodiff": [(attention, "batched_matmul", tf.matmul)], "batched_matmul": []},
             args.step_repeats, args.large)
-        title = ("d_model 512 step (mixed_bfloat16, no XLA)" if args.large
-                 else "default GPT step (XLA, float32)")
-        print(f"\n{title:40s} {'tokens/s':>10s}")
-        for name, speed in steps.items():
-            print(f"{name:40s} {speed:10,.0f}")
-        ratio = steps["batched_matmul"] / steps["autodiff"]
-        print(f"batched_matmul / autodiff: {ratio:.3f} (rounds: {round_ratios(rounds)})")
+        ratio = report(steps, rounds, args.large)
         result.update(step="large" if args.large else "default", step_tokens_per_second=steps,
                       step_rounds=rounds, step_ratio=ratio)
     if args.json:
