@@ -24,17 +24,17 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def _fused(derivative_and_value):
+def _fused(value_and_derivative):
     """An activation from `f(x) -> (value, derivative)` on float32 `x`: computed in
     float32, returned in `x`'s dtype, with a gradient that recomputes the derivative
     from `x`; forward and backward each one XLA-compiled kernel."""
 
     @tf.custom_gradient
     def activation(x):
-        value, _ = derivative_and_value(tf.cast(x, tf.float32))
+        value, _ = value_and_derivative(tf.cast(x, tf.float32))
 
         def grad(upstream):
-            _, derivative = derivative_and_value(tf.cast(x, tf.float32))
+            _, derivative = value_and_derivative(tf.cast(x, tf.float32))
             return tf.cast(tf.cast(upstream, tf.float32) * derivative, x.dtype)
 
         return tf.cast(value, x.dtype), grad
