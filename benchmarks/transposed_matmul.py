@@ -39,7 +39,7 @@ import tensorflow as tf  # noqa: E402
 from step_variants import report, time_variants  # noqa: E402  (benchmarks/step_variants.py)
 
 import keras_transformer.layers.attention as attention  # noqa: E402
-from keras_transformer.layers.batched_matmul import _kept, _swap  # noqa: E402
+from keras_transformer.layers.batched_matmul import _swap, right_gradient  # noqa: E402
 
 BATCH, SEQ_LEN, HEADS, HEAD_DIM = 64, 128, 4, 32
 
@@ -54,18 +54,20 @@ def product_forms():
     rows = BATCH * HEADS
     weights, d_output = tensor(rows, SEQ_LEN, SEQ_LEN), tensor(rows, SEQ_LEN, HEAD_DIM)
     q, d_scores = tensor(rows, SEQ_LEN, HEAD_DIM), tensor(rows, SEQ_LEN, SEQ_LEN)
+    # The forward products' right operands (their shapes pick right_gradient's form).
+    values, keys_t = tensor(rows, SEQ_LEN, HEAD_DIM), tensor(rows, HEAD_DIM, SEQ_LEN)
     weights_t, q_t = _swap(weights), _swap(q)  # made outside: the floor reads them as they are
     forms = {
         "weights^T @ d_output: autodiff (transposed left operand)":
             lambda: tf.matmul(weights, d_output, transpose_a=True),
         "weights^T @ d_output: batched_matmul, swap(swap(d_output) @ weights)":
-            lambda: _swap(_kept(tf.matmul(_kept(_swap(d_output)), weights))),
+            lambda: right_gradient(weights, d_output, values),
         "weights^T @ d_output: floor, weights already transposed":
             lambda: tf.matmul(weights_t, d_output),
         "q^T @ d_scores: autodiff (transposed left operand)":
             lambda: tf.matmul(q, d_scores, transpose_a=True),
         "q^T @ d_scores: batched_matmul, swap(q) @ d_scores":
-            lambda: tf.matmul(_kept(_swap(q)), d_scores),
+            lambda: right_gradient(q, d_scores, keys_t),
         "q^T @ d_scores: floor, q already transposed":
             lambda: tf.matmul(q_t, d_scores),
     }

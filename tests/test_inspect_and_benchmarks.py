@@ -216,8 +216,9 @@ def test_checkpoint_load_benchmark_smoke_run(tmp_path):
 @pytest.mark.slow
 def test_decoding_profile_and_attention_benchmarks_smoke_run(tmp_path):
     """The profile finds the compiled loop's thunks (a dot among them: the flag that makes XLA
-    record them reached it); the attention benchmark times every form at every size, and the
-    bias benchmark every form of the one-token products."""
+    record them reached it); the attention benchmark times every form at every size, the
+    bias benchmark every form of the one-token products, and the transposed-product benchmark
+    its six products (each pair agreeing in value)."""
     profile, attention = tmp_path / "profile.json", tmp_path / "attention.json"
     result = _run("profile_generate.py", "--new-tokens", "3", "--json", str(profile), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
